@@ -1,0 +1,43 @@
+/**
+ * Every limit QuantLens applies to an untrusted file, with the attack it blocks.
+ * A file that exceeds one is refused with a LIMIT_EXCEEDED (or more specific) QuantLensError.
+ */
+
+/** safetensors header JSON size cap, as the Rust crate's MAX_HEADER_SIZE (CWE-770: a 2^64 length allocating). */
+export const SAFETENSORS_MAX_HEADER_BYTES = 100_000_000;
+/** Tensor rank cap for every format (CWE-400: shape arrays used to drive nested loops). */
+export const MAX_TENSOR_DIMS = 8;
+/** GGUF rank, as ggml's GGML_MAX_DIMS. */
+export const GGUF_MAX_DIMS = 4;
+/** GGUF string length cap, as @huggingface/gguf's MAX_STRING_LENGTH (CWE-770). */
+export const GGUF_MAX_STRING_BYTES = 1 << 26;
+/** GGUF array length cap (CWE-770: an array count that would allocate gigabytes of JS objects). */
+export const GGUF_MAX_ARRAY_LENGTH = 1 << 26;
+/** GGUF nested array depth, as @huggingface/gguf's MAX_ARRAY_RECURSION_DEPTH (CWE-674). */
+export const GGUF_MAX_ARRAY_DEPTH = 8;
+/** GGUF tensor and key/value counts (CWE-770). */
+export const GGUF_MAX_TENSORS = 1 << 24;
+export const GGUF_MAX_KV = 1 << 20;
+/** Largest GGUF alignment accepted (CWE-400: padding arithmetic on absurd alignments). */
+export const GGUF_MAX_ALIGNMENT = 1 << 16;
+/** Number of shards in a sharded checkpoint (CWE-400: an index naming millions of files). */
+export const MAX_SHARDS = 10_000;
+/** Total tensors in any model (CWE-770). */
+export const MAX_TENSORS = 1 << 24;
+/** A JSON side file (index.json, config.json) cap (CWE-770). */
+export const MAX_JSON_SIDE_FILE_BYTES = 64 << 20;
+/** Protobuf nesting depth for ONNX (CWE-674: deeply nested submessages/subgraphs). */
+export const PROTOBUF_MAX_DEPTH = 64;
+/** ONNX subgraph nesting (If/Loop in If/Loop ...) (CWE-674). */
+export const ONNX_MAX_GRAPH_DEPTH = 16;
+/** Largest protobuf message read into memory for decoding (everything but tensor bytes) (CWE-770). */
+export const PROTOBUF_MAX_INLINE_MESSAGE_BYTES = 256 << 20;
+/** Pickle stream size read into memory (CWE-770). */
+export const PICKLE_MAX_BYTES = 256 << 20;
+/** Pickle memo entries and stack depth (CWE-770/CWE-674). */
+export const PICKLE_MAX_MEMO = 1 << 22;
+export const PICKLE_MAX_STACK = 1 << 20;
+/** Zip central directory entries (CWE-400: zip bombs of entries). */
+export const ZIP_MAX_ENTRIES = 1 << 20;
+/** Largest file read through VS Code's workspace.fs (no ranged read there) for non-file: URIs. */
+export const WORKSPACE_FS_MAX_BYTES = 256 << 20;

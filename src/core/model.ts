@@ -1,0 +1,75 @@
+import type { DType } from './dtypes';
+
+export type FormatName = 'safetensors' | 'gguf' | 'onnx' | 'pytorch';
+
+/** How a tensor's bytes are laid out at [byteOffset, byteOffset + byteLength) of `file`. */
+export type TensorEncoding =
+  /** Contiguous row-major elements of `dtype`, little-endian. */
+  | 'raw'
+  /** An ONNX TensorProto typed field (`float_data`, `int32_data` holding FLOAT16 bits, …): protobuf-encoded values. */
+  | 'onnx-typed-field'
+  /** An ONNX Constant node's `value_float(s)`/`value_int(s)` attribute: protobuf-encoded values. */
+  | 'onnx-attribute'
+  /** A PyTorch storage view: `byteOffset` is the first element, `strides` (in elements) may be non-contiguous. */
+  | 'pytorch-view';
+
+export interface TensorInfo {
+  name: string;
+  dtype: DType;
+  /** Row-major, outermost first (GGUF's ne[] reversed). */
+  shape: number[];
+  /** Path of the file holding the bytes. */
+  file: string;
+  byteOffset: number;
+  byteLength: number;
+  encoding: TensorEncoding;
+  /** Element strides, outermost first, when not contiguous row-major (PyTorch views). */
+  strides?: number[];
+  /** Identifies the storage the bytes belong to, so storages shared by several tensors count once. */
+  storageKey?: string;
+  /** For `onnx-typed-field`/`onnx-attribute`: the protobuf wire form of the values. */
+  fieldWire?: 'packed-f32' | 'packed-f64' | 'packed-varint' | 'packed-fixed64' | 'packed-fixed32' | 'f32' | 'varint';
+}
+
+export type MetadataType =
+  | 'u8' | 'i8' | 'u16' | 'i16' | 'u32' | 'i32' | 'u64' | 'i64' | 'f32' | 'f64' | 'bool' | 'string' | 'array';
+
+/**
+ * One metadata value with its type kept, so a writer can round-trip it.
+ * 64-bit integers are bigint. Arrays keep their item type; nested arrays hold MetadataValue items.
+ */
+export type MetadataValue =
+  | { type: 'u8' | 'i8' | 'u16' | 'i16' | 'u32' | 'i32' | 'f32' | 'f64'; value: number }
+  | { type: 'u64' | 'i64'; value: bigint }
+  | { type: 'bool'; value: boolean }
+  | { type: 'string'; value: string }
+  | { type: 'array'; itemType: Exclude<MetadataType, 'array'>; value: Array<number | bigint | boolean | string> }
+  | { type: 'array'; itemType: 'array'; value: MetadataValue[] };
+
+export type Severity = 'error' | 'warning' | 'info';
+
+export interface Diagnostic {
+  severity: Severity;
+  code: string;
+  message: string;
+  tensor?: string;
+  offset?: number;
+  file?: string;
+}
+
+export interface ModelInfo {
+  format: FormatName;
+  /** Every file the model spans (shards, external data), the entry file first. */
+  files: string[];
+  /** Key order is the file's order. */
+  metadata: Record<string, MetadataValue>;
+  tensors: TensorInfo[];
+  diagnostics: Diagnostic[];
+}
+
+/** Number of elements in a shape (1 for a scalar). Shapes were checked by the reader, so this is safe. */
+export function elementCount(shape: readonly number[]): number {
+  let n = 1;
+  for (const d of shape) n *= d;
+  return n;
+}
