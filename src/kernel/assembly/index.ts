@@ -1,0 +1,6 @@
+// The kernel's one WebAssembly module: every kernel source is re-exported here.
+// Kernels never allocate (runtime stub): callers pass pointers into memory at or above heapBase().
+
+export function heapBase(): usize {
+  return __heap_base;
+}
