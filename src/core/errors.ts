@@ -29,6 +29,8 @@ export type ErrorCode =
   | 'FORBIDDEN_GLOBAL'
   | 'MISSING_STORAGE'
   | 'TENSOR_NOT_FOUND'
+  | 'INVALID_ZIP'
+  | 'UNSUPPORTED_COMPRESSION'
   // usage (CLI exit 1)
   | 'USAGE'
   // cancelled (CLI exit 3)

@@ -39,5 +39,17 @@ export const PICKLE_MAX_MEMO = 1 << 22;
 export const PICKLE_MAX_STACK = 1 << 20;
 /** Zip central directory entries (CWE-400: zip bombs of entries). */
 export const ZIP_MAX_ENTRIES = 1 << 20;
+/** Zip central directory size read into memory (CWE-770: a directory size field claiming gigabytes). */
+export const ZIP_MAX_CENTRAL_DIRECTORY_BYTES = 256 << 20;
+/** Zip entry name length (CWE-770). */
+export const ZIP_MAX_NAME_BYTES = 4096;
+/** Nesting of pickle containers walked when naming tensors (CWE-674: a list nested a million deep). */
+export const PICKLE_MAX_DEPTH = 1000;
+/** Pickle string/bytes length (CWE-770: a BINUNICODE8 length of 2^63). */
+export const PICKLE_MAX_STRING_BYTES = 64 << 20;
+/** Pickle opcodes executed (CWE-400: a stream looping on DUP/POP to burn CPU). */
+export const PICKLE_MAX_OPS = 1 << 26;
+/** Storages in one legacy pickle, each read from the file's tail (CWE-770). */
+export const PYTORCH_MAX_STORAGES = 1 << 20;
 /** Largest file read through VS Code's workspace.fs (no ranged read there) for non-file: URIs. */
 export const WORKSPACE_FS_MAX_BYTES = 256 << 20;
