@@ -53,3 +53,5 @@ export const PICKLE_MAX_OPS = 1 << 26;
 export const PYTORCH_MAX_STORAGES = 1 << 20;
 /** Largest file read through VS Code's workspace.fs (no ranged read there) for non-file: URIs. */
 export const WORKSPACE_FS_MAX_BYTES = 256 << 20;
+/** Shard files opened at once while reading a sharded checkpoint (EMFILE: an index naming thousands of shards). */
+export const SHARD_OPEN_CONCURRENCY = 16;
