@@ -11,7 +11,6 @@ commands:
 /** Commands are loaded on use, so `inspect` never pays for the kernel. */
 const COMMANDS: Record<string, () => Promise<CliCommand>> = {
   inspect: async () => (await import('./commands/inspect')).inspectCommand,
-  stats: async () => (await import('./commands/stats')).statsCommand,
 };
 
 async function main(argv: string[]): Promise<number> {
