@@ -1,0 +1,19 @@
+// `npm run bench`: every benchmark, each printing its figures next to a peer measured in the same run.
+import { benchInspect } from './inspect';
+
+const BENCHES: Record<string, () => Promise<void>> = {
+  inspect: benchInspect,
+};
+
+async function main(): Promise<void> {
+  const only = process.argv.slice(2);
+  for (const [name, run] of Object.entries(BENCHES)) {
+    if (only.length && !only.includes(name)) continue;
+    await run();
+  }
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exitCode = 1;
+});
