@@ -4,3 +4,8 @@
 export function heapBase(): usize {
   return __heap_base;
 }
+export * from './dequant';
+
+export * from './decode';
+export * from './stats';
+export * from './histogram';
