@@ -47,11 +47,23 @@ export const ZIP_MAX_NAME_BYTES = 4096;
 export const PICKLE_MAX_DEPTH = 1000;
 /** Pickle string/bytes length (CWE-770: a BINUNICODE8 length of 2^63). */
 export const PICKLE_MAX_STRING_BYTES = 64 << 20;
+/** Pickle integer (LONG1/LONG4/LONG) size (CWE-400: a 2^31-byte integer converted digit by digit). */
+export const PICKLE_MAX_LONG_BYTES = 256;
 /** Pickle opcodes executed (CWE-400: a stream looping on DUP/POP to burn CPU). */
 export const PICKLE_MAX_OPS = 1 << 26;
 /** Storages in one legacy pickle, each read from the file's tail (CWE-770). */
 export const PYTORCH_MAX_STORAGES = 1 << 20;
+/** Bytes one strided PyTorch view may expand to when gathered (CWE-770: stride-0 views of a huge shape over a tiny storage). */
+export const PYTORCH_MAX_GATHER_BYTES = 2 ** 31 - 1;
 /** Largest file read through VS Code's workspace.fs (no ranged read there) for non-file: URIs. */
 export const WORKSPACE_FS_MAX_BYTES = 256 << 20;
 /** Shard files opened at once while reading a sharded checkpoint (EMFILE: an index naming thousands of shards). */
 export const SHARD_OPEN_CONCURRENCY = 16;
+/** ONNX string fields (names, doc_string, attribute `s`) decoded into JS strings (CWE-770). */
+export const ONNX_MAX_STRING_BYTES = 16 << 20;
+/** ONNX graph objects decoded (nodes, attributes, tensors, value infos, strings in all graphs) (CWE-770: millions of tiny nodes). */
+export const ONNX_MAX_GRAPH_ITEMS = 1 << 22;
+/** Largest attribute list (floats/ints/strings) decoded into JS values; larger ones stay byte ranges of the file (CWE-770). */
+export const ONNX_MAX_DECODED_LIST_BYTES = 1 << 20;
+/** Distinct external data files one ONNX model may name (CWE-400: a model naming millions of files to open). */
+export const ONNX_MAX_EXTERNAL_FILES = 10_000;
