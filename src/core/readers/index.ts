@@ -7,6 +7,7 @@ import type { CheckpointReader, FileAccess, ReadOptions } from './types';
 /** Every format, loaded on first use; the order is the order candidates are tried in. */
 const READERS: ReadonlyArray<() => Promise<CheckpointReader>> = [
   async () => (await import('./safetensors')).safetensorsReader,
+  async () => (await import('./gguf')).ggufReader,
 ];
 
 const HEAD_BYTES = 64;

@@ -1,0 +1,247 @@
+/**
+ * Quantize any checkpoint into a GGUF file. From a GGUF input this is llama-quantize's job, done
+ * so closely that the bytes are the same: its per-tensor type choice, tensor order, metadata (kept
+ * in order, `general.quantization_version` and `general.file_type` appended, split keys dropped),
+ * alignment and padding. From safetensors, ONNX or PyTorch inputs the tensor names are kept and
+ * `general.architecture` is `quantlens`, for inspection and comparison.
+ */
+import { basename } from 'node:path';
+import { AtomicOutput } from '../atomic-output';
+import { readInto } from '../bytesource';
+import { DTYPES, type DType } from '../dtypes';
+import { QuantLensError, throwIfAborted } from '../errors';
+import { encodeGgufHeader, ggufPadding, layoutGgufTensorData } from '../gguf/write';
+import type { Diagnostic, MetadataValue, ModelInfo, TensorInfo } from '../model';
+import { describeTensor } from '../names';
+import { f32ToBf16, f32ToF16 } from '../quant/fp16';
+import { isGgufQuantType, quantizeRows, type GgufQuantType } from '../quant/ggml-quantize';
+import { openModel } from '../readers';
+import { GGUF_ALIGNMENT_KEY, GGUF_DEFAULT_ALIGNMENT } from '../readers/gguf-metadata';
+import { nodeFileAccess } from '../readers/node-files';
+import type { FileAccess } from '../readers/types';
+import { matrixShape, tensorRowsF32 } from '../tensor-rows';
+import { readTensorBytes } from '../tensordata';
+import { LLAMA_FTYPES, chooseLlamaTypes, ftypeForType, llamaTensorOrder, requiresImatrix, type LlamaFtype, type TypeChoice } from './llama-presets';
+
+/** ggml's GGML_QNT_VERSION, written to `general.quantization_version`. */
+const GGML_QNT_VERSION = 2;
+const SPLIT_KEYS = ['split.no', 'split.count', 'split.tensors.count'];
+
+/** Quantizes rows of f32 values to a GGUF block type (the kernel pool, or the TypeScript twin). */
+export type RowQuantizer = (type: GgufQuantType, values: Float32Array, rows: number, cols: number, importance?: Float32Array) => Promise<Uint8Array>;
+
+export const twinRowQuantizer: RowQuantizer = async (type, values, rows, cols, importance) => quantizeRows(type, values, rows, cols, importance);
+
+export interface GgufQuantizeProgress {
+  tensorsDone: number;
+  tensors: number;
+  bytesDone: number;
+  bytesTotal: number;
+  tensor: string;
+}
+
+export interface GgufQuantizeOptions {
+  /** A llama-quantize preset (Q4_K_M, Q8_0, …) or a GGUF type (Q4_K means Q4_K_M, as llama-quantize reads it). */
+  type: string;
+  pure?: boolean;
+  /** Importance weights (one per column) by llama.cpp tensor name. */
+  importance?: (ggufName: string) => Float32Array | undefined;
+  tensorTypes?: Array<{ pattern: RegExp; type: DType }>;
+  outputTensorType?: DType;
+  tokenEmbeddingType?: DType;
+  quantizer?: RowQuantizer;
+  files?: FileAccess;
+  signal?: AbortSignal;
+  onProgress?: (p: GgufQuantizeProgress) => void;
+}
+
+export interface GgufQuantizeResult {
+  output: string;
+  ftype: LlamaFtype;
+  tensors: Array<{ name: string; from: DType; to: DType; fallback?: string }>;
+  bytes: number;
+  /** Σ tensor bytes × 8 ÷ Σ elements of the output. */
+  bitsPerWeight: number;
+  diagnostics: Diagnostic[];
+}
+
+/** The types `quantize --type` accepts for GGUF output. */
+export function isGgufTarget(type: string): boolean {
+  return ftypeForType(type) !== undefined;
+}
+
+export async function quantizeToGguf(input: string, output: string, options: GgufQuantizeOptions): Promise<GgufQuantizeResult> {
+  const files = options.files ?? nodeFileAccess;
+  const ftype = ftypeForType(options.type);
+  if (!ftype) throw new QuantLensError('USAGE', `unknown GGUF type or llama.cpp preset ${options.type}`);
+  const model = await openModel(input, { signal: options.signal, files });
+  const fromGguf = model.format === 'gguf';
+  const ordered = fromGguf ? llamaTensorOrder(model.tensors) : model.tensors;
+  // llama-quantize's rules speak llama.cpp names; other formats are matched through the name map.
+  const ggufName = (t: TensorInfo) => (fromGguf ? t.name : (describeTensor(t.name).canonical ?? t.name));
+  const choices = chooseLlamaTypes(
+    ordered.map((t) => ({ name: ggufName(t), dtype: t.dtype, shape: t.shape })),
+    {
+      ftype,
+      pure: options.pure,
+      tensorTypes: options.tensorTypes,
+      outputTensorType: options.outputTensorType,
+      tokenEmbeddingType: options.tokenEmbeddingType,
+      hasImatrix: options.importance !== undefined,
+      nLayer: layerCount(model),
+      nGqa: gqaFactor(model),
+      arch: architecture(model),
+    },
+  );
+  const diagnostics: Diagnostic[] = [];
+  choices.forEach((c, i) => validateChoice(c, ordered[i], ftype, options, diagnostics));
+
+  const metadata = outputMetadata(model, input, ftype);
+  const alignment = metadata[GGUF_ALIGNMENT_KEY]?.type === 'u32' ? (metadata[GGUF_ALIGNMENT_KEY].value as number) : GGUF_DEFAULT_ALIGNMENT;
+  const outTensors = ordered.map((t, i) => ({ name: t.name, dtype: choices[i].type, shape: t.shape }));
+  const { offsets, dataBytes } = layoutGgufTensorData(outTensors, alignment);
+  const header = encodeGgufHeader({ version: 3, metadata, alignment, tensors: outTensors.map((t, i) => ({ ...t, offset: offsets[i] })) });
+
+  const quantizer = options.quantizer ?? twinRowQuantizer;
+  const out = await AtomicOutput.create(output, header.length + dataBytes);
+  const bytesTotal = ordered.reduce((s, t) => s + t.byteLength, 0);
+  let bytesDone = 0;
+  try {
+    await out.write(header);
+    for (let i = 0; i < ordered.length; i++) {
+      throwIfAborted(options.signal);
+      const t = ordered[i];
+      const c = choices[i];
+      options.onProgress?.({ tensorsDone: i, tensors: ordered.length, bytesDone, bytesTotal, tensor: t.name });
+      const before = out.bytesWritten;
+      if (!c.quantize && t.encoding === 'raw') {
+        await copyRaw(model, t, files, out, options.signal);
+      } else if (!c.quantize) {
+        await out.write(await readTensorBytes(model, t, files));
+      } else {
+        const importance = options.importance?.(ggufName(t));
+        for await (const chunk of tensorRowsF32(model, t, files, { signal: options.signal })) {
+          await out.write(await encodeRows(c.type, chunk.values, chunk.rows, matrixShape(t.shape).cols, quantizer, importance));
+        }
+      }
+      const written = out.bytesWritten - before;
+      await out.write(new Uint8Array(ggufPadding(written, alignment)));
+      bytesDone += t.byteLength;
+    }
+    options.onProgress?.({ tensorsDone: ordered.length, tensors: ordered.length, bytesDone, bytesTotal, tensor: '' });
+    await out.commit();
+  } catch (err) {
+    await out.discard();
+    throw err;
+  }
+  const params = ordered.reduce((s, t) => s + t.shape.reduce((a, b) => a * b, 1), 0);
+  const bytes = outTensors.reduce((s, t) => s + (t.shape.reduce((a, b) => a * b, 1) / DTYPES[t.dtype].blockSize) * DTYPES[t.dtype].bytesPerBlock, 0);
+  return {
+    output,
+    ftype,
+    tensors: ordered.map((t, i) => ({ name: t.name, from: t.dtype, to: choices[i].type, fallback: choices[i].fallback?.reason })),
+    bytes,
+    bitsPerWeight: params > 0 ? (bytes * 8) / params : 0,
+    diagnostics,
+  };
+}
+
+function validateChoice(c: TypeChoice, t: TensorInfo, ftype: LlamaFtype, options: GgufQuantizeOptions, diagnostics: Diagnostic[]): void {
+  if (c.fallback) {
+    diagnostics.push({ severity: 'warning', code: 'TYPE_FALLBACK', tensor: t.name, message: `${c.fallback.reason}: written as ${c.type}` });
+  }
+  if (!c.quantize) return;
+  const plain = c.type === 'F32' || c.type === 'F16' || c.type === 'BF16';
+  if (!plain && !isGgufQuantType(c.type)) {
+    throw new QuantLensError('UNSUPPORTED', `${c.type} quantization is not implemented (the IQ1/IQ2/IQ3 quantizers are not built yet); choose another type`, { tensor: t.name });
+  }
+  if (!options.importance && requiresImatrix(c.name, c.type, ftype)) {
+    throw new QuantLensError('USAGE', `${c.type} needs an importance matrix (--imatrix), as in llama-quantize`, { tensor: t.name });
+  }
+}
+
+async function encodeRows(type: DType, values: Float32Array, rows: number, cols: number, quantizer: RowQuantizer, importance?: Float32Array): Promise<Uint8Array> {
+  switch (type) {
+    case 'F32':
+      return new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
+    case 'F16':
+    case 'BF16': {
+      const convert = type === 'F16' ? f32ToF16 : f32ToBf16;
+      const out = new Uint16Array(values.length);
+      for (let i = 0; i < values.length; i++) out[i] = convert(values[i]);
+      return new Uint8Array(out.buffer);
+    }
+    default:
+      if (!isGgufQuantType(type)) throw new QuantLensError('UNSUPPORTED', `${type} quantization is not implemented`);
+      return quantizer(type, values, rows, cols, importance && importance.length === cols ? importance : undefined);
+  }
+}
+
+const COPY_CHUNK = 16 << 20;
+
+async function copyRaw(model: ModelInfo, t: TensorInfo, files: FileAccess, out: AtomicOutput, signal?: AbortSignal): Promise<void> {
+  if (!model.files.includes(t.file)) throw new QuantLensError('INTERNAL', `${t.file} is not a file of this model`, { tensor: t.name });
+  const src = await files.open(t.file);
+  try {
+    const buf = new Uint8Array(Math.min(COPY_CHUNK, t.byteLength));
+    for (let done = 0; done < t.byteLength; ) {
+      throwIfAborted(signal);
+      const n = Math.min(buf.length, t.byteLength - done);
+      const part = buf.subarray(0, n);
+      await readInto(src, t.byteOffset + done, part, t.name);
+      await out.write(part);
+      done += n;
+    }
+  } finally {
+    await src.close();
+  }
+}
+
+function outputMetadata(model: ModelInfo, input: string, ftype: LlamaFtype): Record<string, MetadataValue> {
+  const meta: Record<string, MetadataValue> = {};
+  if (model.format === 'gguf') {
+    for (const [k, v] of Object.entries(model.metadata)) if (!SPLIT_KEYS.includes(k)) meta[k] = v;
+  } else {
+    meta['general.architecture'] = { type: 'string', value: 'quantlens' };
+    meta['general.name'] = { type: 'string', value: basename(input).replace(/\.(safetensors|onnx|pt|pth|bin|jit)$/, '') };
+    meta['general.source.format'] = { type: 'string', value: model.format };
+  }
+  // llama.cpp's gguf_set_val_* removes a key and appends it: these two always end the list.
+  delete meta['general.quantization_version'];
+  delete meta['general.file_type'];
+  meta['general.quantization_version'] = { type: 'u32', value: GGML_QNT_VERSION };
+  meta['general.file_type'] = { type: 'u32', value: LLAMA_FTYPES[ftype] };
+  return meta;
+}
+
+function architecture(model: ModelInfo): string | undefined {
+  const a = model.metadata['general.architecture'];
+  return a?.type === 'string' ? a.value : undefined;
+}
+
+function numberKey(model: ModelInfo, key: string): number | undefined {
+  const v = model.metadata[key];
+  if (!v || v.type === 'array' || v.type === 'string' || v.type === 'bool') return undefined;
+  return Number(v.value);
+}
+
+/** `{arch}.block_count`, else the number of distinct layers the name map finds. */
+function layerCount(model: ModelInfo): number {
+  const arch = architecture(model);
+  const n = arch ? numberKey(model, `${arch}.block_count`) : undefined;
+  if (n !== undefined) return n;
+  const layers = new Set<number>();
+  for (const t of model.tensors) {
+    const l = describeTensor(t.name).layer;
+    if (l !== null) layers.add(l);
+  }
+  return layers.size;
+}
+
+function gqaFactor(model: ModelInfo): number {
+  const arch = architecture(model);
+  if (!arch) return 1;
+  const heads = numberKey(model, `${arch}.attention.head_count`);
+  const kv = numberKey(model, `${arch}.attention.head_count_kv`) ?? heads;
+  return heads && kv ? heads / kv : 1;
+}
