@@ -551,8 +551,12 @@ export const ggufReader: CheckpointReader = {
   read: readGguf,
 };
 
-/** Header bytes are read in chunks of this size, not one read per field. */
-const CURSOR_CHUNK_BYTES = 1 << 20;
+/**
+ * Header bytes are read in chunks, not one read per field: the first chunk is small so that a small
+ * file's tensor data is barely touched, later ones double up to the largest.
+ */
+const CURSOR_FIRST_CHUNK_BYTES = 64 << 10;
+const CURSOR_MAX_CHUNK_BYTES = 1 << 20;
 /** Strings up to this length skip TextDecoder, whose per-call cost dominates for names and tokens. */
 const SHORT_STRING_BYTES = 256;
 const codeUnits = new Uint16Array(SHORT_STRING_BYTES);
@@ -614,6 +618,7 @@ class GgufCursor {
   private view = new DataView(this.buf.buffer);
   private bufStart = 0;
   private bufLength = 0;
+  private chunk = CURSOR_FIRST_CHUNK_BYTES / 2;
 
   constructor(private readonly src: ByteSource) {
     this.file = src.name;
@@ -642,9 +647,10 @@ class GgufCursor {
         offset: this.pos,
       });
     }
-    const length = Math.min(this.remaining, Math.max(CURSOR_CHUNK_BYTES, n));
+    this.chunk = Math.min(this.chunk * 2, CURSOR_MAX_CHUNK_BYTES);
+    const length = Math.min(this.remaining, Math.max(this.chunk, n));
     if (this.buf.length < length) {
-      this.buf = new Uint8Array(Math.max(length, CURSOR_CHUNK_BYTES));
+      this.buf = new Uint8Array(length);
       this.view = new DataView(this.buf.buffer);
     }
     await readInto(this.src, this.pos, this.buf.subarray(0, length));

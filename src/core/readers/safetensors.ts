@@ -29,9 +29,6 @@ const SAFETENSORS_DTYPE_BITS: Readonly<Record<string, number>> = {
   I16: 16, U16: 16, F16: 16, BF16: 16, I32: 32, U32: 32, F32: 32, C64: 64, F64: 64, I64: 64, U64: 64,
 };
 
-/** First read of a file: most headers fit, so one read serves length and JSON. */
-const FIRST_READ_BYTES = 64 * 1024;
-
 /** The reference writer pads the header with spaces so that its length is a multiple of this. */
 const HEADER_ALIGNMENT = 8;
 
@@ -63,7 +60,7 @@ export async function readSafetensorsHeader(src: ByteSource): Promise<Safetensor
   if (src.size < 8) {
     throw new QuantLensError('TRUNCATED', `file has ${src.size} bytes, a safetensors header needs 8`, { file, offset: 0 });
   }
-  const head = await readExact(src, 0, Math.min(src.size, FIRST_READ_BYTES));
+  const head = await readExact(src, 0, 8);
   const declared = new DataView(head.buffer, head.byteOffset, 8).getBigUint64(0, true);
   if (declared > BigInt(SAFETENSORS_MAX_HEADER_BYTES)) {
     throw new QuantLensError(
@@ -80,7 +77,7 @@ export async function readSafetensorsHeader(src: ByteSource): Promise<Safetensor
       offset: 8,
     });
   }
-  const headerBytes = dataOffset <= head.length ? head.subarray(8, dataOffset) : await readExact(src, 8, headerLength);
+  const headerBytes = await readExact(src, 8, headerLength);
 
   let text: string;
   try {
