@@ -217,8 +217,12 @@ const CALLABLES = new Set([
 const STORAGE_MODULES = new Set(['torch', 'torch.storage', 'torch.cuda']);
 const TORCHSCRIPT_CLASS_PREFIX = '__torch__.';
 
+/** Python 2 module names that Python 3's unpickler maps (Lib/_compat_pickle.py IMPORT_MAPPING). */
+const PY2_MODULES: Record<string, string> = { __builtin__: 'builtins', copy_reg: 'copyreg' };
+
 /** Resolves GLOBAL/STACK_GLOBAL/INST; anything off the allowlist is FORBIDDEN_GLOBAL naming it. */
-export function resolveGlobal(module: string, name: string, offset?: number): PyValue {
+export function resolveGlobal(pickledModule: string, name: string, offset?: number): PyValue {
+  const module = Object.prototype.hasOwnProperty.call(PY2_MODULES, pickledModule) ? PY2_MODULES[pickledModule]! : pickledModule;
   const qualified = `${module}.${name}`;
   if (CALLABLES.has(qualified)) return new PyGlobal(module, name);
   if (module === 'torch' && Object.prototype.hasOwnProperty.call(TORCH_DTYPES, name)) {
