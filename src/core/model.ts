@@ -27,8 +27,12 @@ export interface TensorInfo {
   strides?: number[];
   /** Identifies the storage the bytes belong to, so storages shared by several tensors count once. */
   storageKey?: string;
-  /** For `onnx-typed-field`/`onnx-attribute`: the protobuf wire form of the values. */
-  fieldWire?: 'packed-f32' | 'packed-f64' | 'packed-varint' | 'packed-fixed64' | 'packed-fixed32' | 'f32' | 'varint';
+  /**
+   * For `onnx-typed-field`/`onnx-attribute`: the protobuf wire form of the values. `packed-*`: the values
+   * back to back (a packed payload, or one scalar's value bytes); `f32`/`f64`/`varint`: a run of unpacked
+   * fields, keys included.
+   */
+  fieldWire?: 'packed-f32' | 'packed-f64' | 'packed-varint' | 'packed-fixed64' | 'packed-fixed32' | 'f32' | 'f64' | 'varint';
 }
 
 export type MetadataType =
