@@ -6,11 +6,14 @@ const USAGE = `usage: quantlens <command> [options]
 commands:
   inspect <file|folder> [--json] [--full-metadata]   model summary and tensor table
   stats <file> [--tensor NAME]... [--bins N] [--json] per-tensor statistics and histograms
+  quantize <in> -o <out> --type T [--pure] [--tensor-type REGEX=TYPE]... [--json]
+                                                     quantize (GGUF types and llama.cpp presets)
 `;
 
 /** Commands are loaded on use, so `inspect` never pays for the kernel. */
 const COMMANDS: Record<string, () => Promise<CliCommand>> = {
   inspect: async () => (await import('./commands/inspect')).inspectCommand,
+  quantize: async () => (await import('./commands/quantize')).quantizeCommand,
 };
 
 async function main(argv: string[]): Promise<number> {

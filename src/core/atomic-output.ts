@@ -24,7 +24,6 @@ export class AtomicOutput {
   /** Creates the temp file; checks the folder is writable and has room for `expectedBytes`. */
   static async create(path: string, expectedBytes = 0): Promise<AtomicOutput> {
     const dir = dirname(path);
-    await checkFreeSpace(dir, expectedBytes);
     const tempPath = join(dir, `.${basename(path)}.${randomBytes(4).toString('hex')}.quantlens-tmp`);
     let handle: FileHandle;
     try {
@@ -34,7 +33,14 @@ export class AtomicOutput {
       const why = e.code === 'EACCES' || e.code === 'EPERM' || e.code === 'EROFS' ? `the folder ${dir} is not writable` : e.message;
       throw new QuantLensError('OUTPUT', `cannot write ${path}: ${why}`, { file: path, cause: err });
     }
-    return new AtomicOutput(path, tempPath, handle);
+    const output = new AtomicOutput(path, tempPath, handle);
+    try {
+      await checkFreeSpace(dir, expectedBytes);
+    } catch (err) {
+      await output.discard();
+      throw err;
+    }
+    return output;
   }
 
   get bytesWritten(): number {

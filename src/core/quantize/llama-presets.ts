@@ -83,6 +83,11 @@ export interface TypeChoiceOptions {
   arch?: string;
   /** Is this the 70B Llama (80 layers, GQA)? Bumps attn_v. */
   is70B?: boolean;
+  /**
+   * The names are not llama.cpp's (a safetensors tensor `w`, an ONNX initializer): quantize any
+   * tensor of two or more dimensions instead of requiring llama.cpp's `…weight` names.
+   */
+  foreignNames?: boolean;
 }
 
 export interface TypeChoice {
@@ -114,7 +119,7 @@ export function chooseLlamaTypes(tensors: TensorForTypeChoice[], o: TypeChoiceOp
   };
   return tensors.map((t, i) => {
     const category = categories[i];
-    if (!allowsQuantization(t)) return { name: t.name, type: t.dtype, quantize: false };
+    if (!allowsQuantization(t, o.foreignNames === true)) return { name: t.name, type: t.dtype, quantize: false };
     if (o.tokenEmbeddingType && category === 'token_embd') return withFallback(t, o.tokenEmbeddingType);
     if (o.outputTensorType && category === 'output') return withFallback(t, o.outputTensorType);
     let type = defaultType;
@@ -132,8 +137,9 @@ export function chooseLlamaTypes(tensors: TensorForTypeChoice[], o: TypeChoiceOp
   });
 }
 
-function allowsQuantization(t: TensorForTypeChoice): boolean {
+function allowsQuantization(t: TensorForTypeChoice, foreignNames: boolean): boolean {
   if (t.shape.length < 2) return false;
+  if (foreignNames) return DTYPES[t.dtype].kind === 'float' || DTYPES[t.dtype].kind === 'block';
   if (!t.name.endsWith('weight')) return false;
   if (t.name === 'position_embd.weight' || t.name === 'token_types.weight') return false;
   return !NEVER_QUANTIZED.some((n) => t.name.includes(n));

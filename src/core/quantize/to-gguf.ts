@@ -91,6 +91,7 @@ export async function quantizeToGguf(input: string, output: string, options: Ggu
       nLayer: layerCount(model),
       nGqa: gqaFactor(model),
       arch: architecture(model),
+      foreignNames: !fromGguf && ordered.every((t) => describeTensor(t.name).canonical === null),
     },
   );
   const diagnostics: Diagnostic[] = [];

@@ -1,0 +1,69 @@
+import { existsSync } from 'node:fs';
+import { basename, dirname, extname, join } from 'node:path';
+import { isDType, type DType } from '../../core/dtypes';
+import { QuantLensError } from '../../core/errors';
+import { isGgufTarget, quantizeToGguf } from '../../core/quantize/to-gguf';
+import { flag, hasFlag, parseArgs, toJson, type CliContext } from '../io';
+import { TerminalProgress } from '../progress';
+
+/**
+ * `quantlens quantize <in> -o <out> --type T [--pure] [--format gguf] [--tensor-type REGEX=TYPE]...
+ *  [--output-tensor-type T] [--token-embedding-type T] [--json]`
+ */
+export async function quantizeCommand(ctx: CliContext): Promise<void> {
+  const p = parseArgs(ctx.args, {
+    values: ['type', 'o', 'output', 'format', 'tensor-type', 'output-tensor-type', 'token-embedding-type'],
+    booleans: ['pure', 'json'],
+    aliases: { '-o': '--output' },
+  });
+  if (p.positional.length !== 1) throw new QuantLensError('USAGE', 'quantize takes one input checkpoint');
+  const input = p.positional[0];
+  const type = flag(p, 'type');
+  if (!type) throw new QuantLensError('USAGE', 'quantize needs --type');
+  const format = flag(p, 'format') ?? 'gguf';
+  if (format !== 'gguf') throw new QuantLensError('USAGE', `--format ${format}: only gguf output is available from the CLI in this build`);
+  if (!isGgufTarget(type)) throw new QuantLensError('USAGE', `--type ${type} is not a GGUF type or llama.cpp preset`);
+  const output = flag(p, 'output') ?? defaultOutputPath(input, type);
+  if (existsSync(output)) throw new QuantLensError('USAGE', `${output} exists; QuantLens never overwrites a file`);
+  const progress = new TerminalProgress(ctx.stderr);
+  const result = await quantizeToGguf(input, output, {
+    type,
+    pure: hasFlag(p, 'pure'),
+    tensorTypes: (p.flags.get('tensor-type') ?? []).map(parseTensorType),
+    outputTensorType: dtypeFlag(flag(p, 'output-tensor-type')),
+    tokenEmbeddingType: dtypeFlag(flag(p, 'token-embedding-type')),
+    signal: ctx.signal,
+    onProgress: (pr) => progress.update(pr.bytesTotal ? pr.bytesDone / pr.bytesTotal : 1, pr.tensor),
+  });
+  progress.done();
+  if (hasFlag(p, 'json')) {
+    ctx.stdout.write(`${toJson(result)}\n`);
+    return;
+  }
+  for (const d of result.diagnostics) ctx.stderr.write(`${d.severity}[${d.code}]: ${d.tensor}: ${d.message}\n`);
+  ctx.stdout.write(`${output}: ${result.ftype}, ${result.bytes.toLocaleString('en-US')} bytes of tensors, ${result.bitsPerWeight.toFixed(3)} bits per weight\n`);
+}
+
+/** `model-Q4_K_M.gguf` next to the input (a folder input: next to the folder). */
+export function defaultOutputPath(input: string, type: string): string {
+  const base = basename(input).replace(/(\.safetensors\.index\.json|\.index\.json|\.safetensors|\.gguf|\.onnx|\.pt|\.pth|\.bin|\.jit)$/, '') || basename(input, extname(input));
+  return join(dirname(input), `${base}-${type}.gguf`);
+}
+
+function parseTensorType(s: string): { pattern: RegExp; type: DType } {
+  const at = s.lastIndexOf('=');
+  const type = dtypeFlag(s.slice(at + 1));
+  if (at <= 0 || !type) throw new QuantLensError('USAGE', `--tensor-type wants REGEX=TYPE, got ${s}`);
+  try {
+    return { pattern: new RegExp(s.slice(0, at)), type };
+  } catch (err) {
+    throw new QuantLensError('USAGE', `--tensor-type ${s}: ${(err as Error).message}`);
+  }
+}
+
+function dtypeFlag(v: string | undefined): DType | undefined {
+  if (v === undefined) return undefined;
+  const upper = v.toUpperCase();
+  if (!isDType(upper)) throw new QuantLensError('USAGE', `unknown tensor type ${v}`);
+  return upper;
+}
