@@ -321,16 +321,9 @@ async function readArray(c: GgufCursor, key: string, depth: number, diagnostics:
   }
   const n = Number(count);
   if (itemType === GGUF_TYPE_ARRAY) {
+    // each item is itself an array body (item type, count, items), with no type tag of its own
     const items: MetadataValue[] = [];
-    for (let i = 0; i < n; i++) {
-      if (!c.has(4)) await c.need(4);
-      const innerAt = c.pos;
-      const inner = c.i32();
-      if (inner !== GGUF_TYPE_ARRAY) {
-        throw new QuantLensError('INVALID_VALUE_TYPE', `nested array "${key}" holds type ${inner}, not an array`, { file: c.file, offset: innerAt });
-      }
-      items.push(await readArray(c, key, depth + 1, diagnostics));
-    }
+    for (let i = 0; i < n; i++) items.push(await readArray(c, key, depth + 1, diagnostics));
     return { type: 'array', itemType: 'array', value: items };
   }
   const name = GGUF_VALUE_TYPES[itemType] as Exclude<MetadataType, 'array'>;
