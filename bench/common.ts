@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { tmpdir } from 'node:os';
-import { PRESETS, llamaConfig, llamaTensors, writeSafetensorsModel, writeText, type PresetName } from '../src/core/generate';
+import { PRESETS, llamaConfig, llamaTensors, manyTensors, writeGgufModel, writeSafetensorsModel, writeText, type PresetName } from '../src/core/generate';
 
 export const repoRoot = resolve(__dirname, '..');
 export const cliPath = join(repoRoot, 'dist/cli.js');
@@ -20,6 +20,16 @@ export function generatedModel(preset: PresetName): string {
     writeText(join(dir, 'config.json'), JSON.stringify(llamaConfig(p.shape, p.dtype), null, 2));
   }
   return dir;
+}
+
+/** The generated 100,000-tensor GGUF, generated on first use. */
+export function generatedManyTensorGguf(): string {
+  const path = join(benchDir, 'gguf-100k.gguf');
+  if (!existsSync(path)) {
+    process.stderr.write(`[bench] generating ${path} …\n`);
+    writeGgufModel(path, manyTensors(25_000), 'F16', 1234);
+  }
+  return path;
 }
 
 export interface ChildRun {

@@ -1,9 +1,12 @@
 import { openModel } from '../src/core/readers';
-import { cliPath, generatedModel, medianMs, printTable, runMeasured } from './common';
+import { cliPath, generatedManyTensorGguf, generatedModel, medianMs, printTable, runMeasured } from './common';
 
 /** Time to inspect (open + read every header) and the CLI's peak RSS, per generated model. */
 export async function benchInspect(): Promise<void> {
-  const cases: Array<[string, string, number]> = [['llama-1gb sharded safetensors (BF16)', generatedModel('llama-1gb'), 100]];
+  const cases: Array<[string, string, number]> = [
+    ['llama-1gb sharded safetensors (BF16)', generatedModel('llama-1gb'), 100],
+    ['100,000-tensor GGUF', generatedManyTensorGguf(), 250],
+  ];
   const rows: Array<Array<string | number>> = [];
   for (const [label, path, goalMs] of cases) {
     await openModel(path); // warm the page cache

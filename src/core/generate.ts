@@ -6,6 +6,8 @@
  */
 import { closeSync, mkdirSync, openSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { encodeGgufHeader, layoutGgufTensorData } from './gguf/write';
+import type { MetadataValue } from './model';
 import { f32ToF16 } from './quant/fp16';
 
 export interface LlamaShape {
@@ -243,6 +245,45 @@ export function writeText(path: string, text: string): void {
   const fd = openSync(path, 'w');
   try {
     writeSync(fd, text);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Tensors of the many-tensor GGUF preset: `blocks` × 4 small matrices (header parsing dominates). */
+export function manyTensors(blocks: number): GenTensor[] {
+  const t: GenTensor[] = [];
+  for (let b = 0; b < blocks; b++) {
+    for (const role of ['attn_q', 'attn_k', 'ffn_up', 'ffn_down']) t.push({ name: `blk.${b}.${role}.weight`, shape: [8, 32], kind: 'matrix' });
+  }
+  return t;
+}
+
+/** Writes a GGUF v3 file (32-byte alignment) holding `tensors` as `dtype`, streamed. */
+export function writeGgufModel(path: string, tensors: GenTensor[], dtype: GenDType, seed: number, metadata: Record<string, MetadataValue> = {}): void {
+  mkdirSync(dirname(path), { recursive: true });
+  const alignment = 32;
+  const specs = tensors.map((t) => ({ name: t.name, dtype, shape: t.shape }));
+  const { offsets } = layoutGgufTensorData(specs, alignment);
+  const header = encodeGgufHeader({
+    version: 3,
+    alignment,
+    metadata: { 'general.architecture': { type: 'string', value: 'quantlens' }, 'general.name': { type: 'string', value: 'generated' }, ...metadata },
+    tensors: specs.map((t, i) => ({ ...t, offset: offsets[i] })),
+  });
+  const fd = openSync(path, 'w');
+  try {
+    writeSync(fd, header);
+    let at = 0;
+    tensors.forEach((t, i) => {
+      if (offsets[i] > at) writeSync(fd, new Uint8Array(offsets[i] - at));
+      at = offsets[i];
+      for (const chunk of tensorValues(t, seed)) {
+        const bytes = encodeValues(chunk, dtype);
+        writeSync(fd, bytes);
+        at += bytes.length;
+      }
+    });
   } finally {
     closeSync(fd);
   }
