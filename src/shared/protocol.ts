@@ -179,6 +179,11 @@ export interface CopyStatsEvent {
   index: number;
 }
 
+/** The selected tensor changed (null: none). */
+export interface SelectionChangedEvent {
+  index: number | null;
+}
+
 /** The webview reports a failure of its own (shown in the extension's output). */
 export interface WebviewErrorEvent {
   message: string;
@@ -232,11 +237,6 @@ export interface RevealTensorEvent {
   index: number;
 }
 
-/** Asks the webview to start Analyze All (command palette), as if its button was pressed. */
-export interface StartAnalyzeEvent {
-  bins?: number;
-}
-
 /** What the inspector webview sends. */
 export interface InspectorWebviewSide {
   requests: {
@@ -248,6 +248,7 @@ export interface InspectorWebviewSide {
   events: {
     reopenWith: ReopenWithEvent;
     copyStats: CopyStatsEvent;
+    selectionChanged: SelectionChangedEvent;
     webviewError: WebviewErrorEvent;
   };
 }
@@ -259,7 +260,6 @@ export interface InspectorHostSide {
     statsUpdate: StatsUpdateEvent;
     analyzeProgress: AnalyzeProgressEvent;
     revealTensor: RevealTensorEvent;
-    startAnalyze: StartAnalyzeEvent;
   };
 }
 

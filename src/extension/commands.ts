@@ -1,0 +1,39 @@
+import * as vscode from 'vscode';
+import { InspectorEditorProvider } from './inspector/provider';
+
+/** Commands declared in package.json's contributes.commands. */
+export function registerCommands(context: vscode.ExtensionContext, inspector: InspectorEditorProvider): void {
+  context.subscriptions.push(
+    vscode.commands.registerCommand('quantlens.openInInspector', async (uri?: vscode.Uri) => {
+      const target = uri instanceof vscode.Uri ? uri : activeTabUri();
+      if (!target) {
+        void vscode.window.showInformationMessage('QuantLens: select a checkpoint file to open in the inspector.');
+        return;
+      }
+      await vscode.commands.executeCommand('vscode.openWith', target, InspectorEditorProvider.viewType);
+    }),
+
+    // Reveal Tensor(uri, tensor name or index): opens the file in the inspector and selects the tensor.
+    vscode.commands.registerCommand('quantlens.revealTensor', async (uri?: vscode.Uri, tensor?: string | number) => {
+      const target = uri instanceof vscode.Uri ? uri : inspector.activeSession?.document.uri;
+      if (!target || tensor === undefined) return;
+      await vscode.commands.executeCommand('vscode.openWith', target, InspectorEditorProvider.viewType);
+      const session = inspector.sessionFor(target);
+      const result = session?.document.result;
+      if (!session || result?.kind !== 'model') return;
+      const index = typeof tensor === 'number' ? tensor : result.model.tensors.findIndex((t) => t.name === tensor);
+      if (index < 0 || index >= result.model.tensors.length) {
+        void vscode.window.showWarningMessage(`QuantLens: no tensor ${String(tensor)} in ${target.path.split('/').pop()}`);
+        return;
+      }
+      session.reveal(index);
+    }),
+  );
+}
+
+/** The URI of the active tab: a custom editor (the inspector itself) or a text editor. */
+export function activeTabUri(): vscode.Uri | undefined {
+  const input = vscode.window.tabGroups.activeTabGroup.activeTab?.input;
+  if (input instanceof vscode.TabInputCustom || input instanceof vscode.TabInputText) return input.uri;
+  return undefined;
+}

@@ -1,0 +1,161 @@
+import * as vscode from 'vscode';
+import { toQuantLensError } from '../../core/errors';
+import type { InspectorHostSide, InspectorState, InspectorWebviewSide } from '../../shared/protocol';
+import { RpcEndpoint } from '../../shared/rpc';
+import { Disposable } from '../dispose';
+import { InspectorDocument } from './document';
+import { inspectorHtml } from './html';
+
+export const HEX_EDITOR_EXTENSION = 'ms-vscode.hexeditor';
+const HEX_EDITOR_VIEW_TYPE = 'hexEditor.hexedit';
+
+/** The readonly custom editor `quantlens.inspector` for checkpoints. */
+export class InspectorEditorProvider extends Disposable implements vscode.CustomReadonlyEditorProvider<InspectorDocument> {
+  static readonly viewType = 'quantlens.inspector';
+  /** The same editor for `*.bin`, contributed with priority "option": most .bin files are not checkpoints. */
+  static readonly optionViewType = 'quantlens.inspector.bin';
+
+  private readonly sessions = new Set<InspectorSession>();
+  private active: InspectorSession | undefined;
+
+  static register(context: vscode.ExtensionContext, log: vscode.LogOutputChannel): InspectorEditorProvider {
+    const provider = new InspectorEditorProvider(context.extensionUri, log);
+    // no retainContextWhenHidden: the webview is rebuilt from the host's state when shown again
+    const options = { supportsMultipleEditorsPerDocument: true };
+    context.subscriptions.push(
+      provider,
+      vscode.window.registerCustomEditorProvider(InspectorEditorProvider.viewType, provider, options),
+      vscode.window.registerCustomEditorProvider(InspectorEditorProvider.optionViewType, provider, options),
+    );
+    return provider;
+  }
+
+  private constructor(
+    private readonly extensionUri: vscode.Uri,
+    private readonly log: vscode.LogOutputChannel,
+  ) {
+    super();
+  }
+
+  /** The inspector the user looks at, if any (commands act on it). */
+  get activeSession(): InspectorSession | undefined {
+    return this.active;
+  }
+
+  /** An open inspector of this file, the active one first. */
+  sessionFor(uri: vscode.Uri): InspectorSession | undefined {
+    if (this.active?.document.uri.toString() === uri.toString()) return this.active;
+    for (const s of this.sessions) if (s.document.uri.toString() === uri.toString()) return s;
+    return undefined;
+  }
+
+  openCustomDocument(uri: vscode.Uri, _context: vscode.CustomDocumentOpenContext, token: vscode.CancellationToken): Promise<InspectorDocument> {
+    return InspectorDocument.open(uri, token, this.log);
+  }
+
+  resolveCustomEditor(document: InspectorDocument, panel: vscode.WebviewPanel): void {
+    const session = new InspectorSession(document, panel, this.extensionUri, this.log);
+    this.sessions.add(session);
+    const setActive = (): void => {
+      if (panel.active) this.active = session;
+      else if (this.active === session) this.active = undefined;
+      void vscode.commands.executeCommand('setContext', 'quantlens.inspectorActive', this.active !== undefined);
+    };
+    setActive();
+    session.onDispose(panel.onDidChangeViewState(setActive));
+    session.onDispose(
+      panel.onDidDispose(() => {
+        this.sessions.delete(session);
+        if (this.active === session) this.active = undefined;
+        session.dispose();
+        setActive();
+      }),
+    );
+  }
+
+  override dispose(): void {
+    for (const s of this.sessions) s.dispose();
+    this.sessions.clear();
+    super.dispose();
+  }
+}
+
+/** One inspector panel: its webview, its RPC endpoint and the handlers behind it. */
+export class InspectorSession extends Disposable {
+  readonly rpc: RpcEndpoint<InspectorWebviewSide, InspectorHostSide>;
+  /** The tensor selected in the webview (Copy Tensor Stats acts on it). */
+  selectedIndex: number | undefined;
+  /** Set once the webview has had its initial state; events sent before that would be lost. */
+  private webviewReady = false;
+  private pendingReveal: number | undefined;
+
+  constructor(
+    readonly document: InspectorDocument,
+    readonly panel: vscode.WebviewPanel,
+    extensionUri: vscode.Uri,
+    private readonly log: vscode.LogOutputChannel,
+  ) {
+    super();
+    const webview = panel.webview;
+    webview.options = {
+      enableScripts: true,
+      localResourceRoots: [vscode.Uri.joinPath(extensionUri, 'dist', 'webview')],
+    };
+    this.rpc = new RpcEndpoint((message) => void webview.postMessage(message));
+    this._register({ dispose: () => this.rpc.dispose() });
+    this._register(webview.onDidReceiveMessage((message) => this.rpc.receive(message)));
+    this.registerHandlers();
+    webview.html = inspectorHtml(webview, extensionUri);
+  }
+
+  /** Scrolls the table to a tensor and selects it (once the webview is ready). */
+  reveal(index: number): void {
+    this.pendingReveal = index;
+    this.panel.reveal();
+    if (this.webviewReady) this.flushReveal();
+  }
+
+  private flushReveal(): void {
+    if (this.pendingReveal === undefined) return;
+    this.rpc.notify('revealTensor', { index: this.pendingReveal });
+    this.pendingReveal = undefined;
+  }
+
+  onDispose(d: vscode.Disposable): void {
+    this._register(d);
+  }
+
+  private registerHandlers(): void {
+    const { rpc, document } = this;
+    const result = document.result;
+    rpc.handle('ready', (): InspectorState => {
+      // a webview rebuilt after being hidden says ready again: it starts from the host's state
+      this.webviewReady = true;
+      setTimeout(() => this.flushReveal());
+      if (result.kind === 'model') return result.state;
+      return {
+        kind: 'error',
+        fileName: document.uri.path.split('/').pop() ?? document.uri.path,
+        error: result.error,
+        hexEditorAvailable: vscode.extensions.getExtension(HEX_EDITOR_EXTENSION) !== undefined,
+      };
+    });
+    rpc.handle('tensorPage', (request) => {
+      if (result.kind !== 'model') throw toQuantLensError(new Error('the model did not open'));
+      try {
+        return result.index.page(request);
+      } catch (err) {
+        throw toQuantLensError(err);
+      }
+    });
+    rpc.on('reopenWith', ({ editor }) => {
+      const viewType = editor === 'hex' ? HEX_EDITOR_VIEW_TYPE : 'default';
+      void vscode.commands.executeCommand('vscode.openWith', document.uri, viewType, this.panel.viewColumn);
+    });
+    rpc.on('selectionChanged', ({ index }) => {
+      this.selectedIndex = index ?? undefined;
+      void vscode.commands.executeCommand('setContext', 'quantlens.tensorSelected', this.selectedIndex !== undefined);
+    });
+    rpc.on('webviewError', ({ message }) => this.log.error(`inspector webview: ${message}`));
+  }
+}
