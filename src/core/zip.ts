@@ -3,7 +3,7 @@
  * entry's bytes start, so stored storages are read in place without extracting anything.
  * PKWARE APPNOTE.TXT sections 4.3.7 (local header), 4.3.12 (central directory), 4.3.14-16 (zip64, EOCD).
  */
-import { inflateRawSync, crc32 } from 'node:zlib';
+import { inflateRawSync } from 'node:zlib';
 import { readExact, type ByteSource } from './bytesource';
 import { QuantLensError } from './errors';
 import { ZIP_MAX_CENTRAL_DIRECTORY_BYTES, ZIP_MAX_ENTRIES, ZIP_MAX_NAME_BYTES } from './limits';
@@ -31,6 +31,23 @@ export interface ZipEntry {
 export interface ZipArchive {
   entries: ZipEntry[];
   byName: Map<string, ZipEntry>;
+}
+
+const CRC_TABLE = (() => {
+  const table = new Uint32Array(256);
+  for (let n = 0; n < 256; n++) {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    table[n] = c >>> 0;
+  }
+  return table;
+})();
+
+/** CRC-32 as zip stores it (zlib's `crc32` exists only from Node 20.15, so it is computed here). */
+export function crc32(bytes: Uint8Array): number {
+  let c = 0xffffffff;
+  for (let i = 0; i < bytes.length; i++) c = CRC_TABLE[(c ^ bytes[i]!) & 0xff]! ^ (c >>> 8);
+  return (c ^ 0xffffffff) >>> 0;
 }
 
 /** True when the bytes start with a local file header, as torch's `_is_zipfile` checks. */
@@ -210,6 +227,6 @@ export async function readEntryBytes(src: ByteSource, entry: ZipEntry, maxBytes:
   if (bytes.length !== entry.uncompressedSize) {
     throw invalid(src, `entry ${entry.name} is ${bytes.length} bytes, directory says ${entry.uncompressedSize}`, at);
   }
-  if (crc32(bytes) >>> 0 !== entry.crc32) throw invalid(src, `CRC mismatch in ${entry.name}`, at);
+  if (crc32(bytes) !== entry.crc32) throw invalid(src, `CRC mismatch in ${entry.name}`, at);
   return bytes;
 }
