@@ -67,3 +67,5 @@ export const ONNX_MAX_GRAPH_ITEMS = 1 << 22;
 export const ONNX_MAX_DECODED_LIST_BYTES = 1 << 20;
 /** Distinct external data files one ONNX model may name (CWE-400: a model naming millions of files to open). */
 export const ONNX_MAX_EXTERNAL_FILES = 10_000;
+/** Histogram bins a caller may ask for (CWE-770: a bin count that would allocate gigabytes of counters). */
+export const MAX_HISTOGRAM_BINS = 1 << 16;

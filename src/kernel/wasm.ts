@@ -1,10 +1,14 @@
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { QuantLensError } from '../core/errors';
+import type { PlainDType } from '../core/stats/decode';
 
 /** Where the built bundles live: next to this file once bundled, `dist/` when run from sources (tests). */
 export const distDir = __filename.endsWith('.ts') ? resolve(__dirname, '../../dist') : __dirname;
 
 const WASM_PAGE = 65536;
+/** One WebAssembly memory (wasm32): 65536 pages of 64 KiB. */
+export const MAX_KERNEL_MEMORY_BYTES = 65536 * WASM_PAGE;
 let compiled: WebAssembly.Module | undefined;
 
 /** The compiled kernel module (compiled once per thread; instantiating is cheap). */
@@ -51,4 +55,59 @@ function alignUp(n: number, to: number): number {
 
 function kernelAbort(): never {
   throw new Error('kernel abort');
+}
+
+/** The kernel's decoder of each plain type to f32 (`decode<T>ToF32(src, n, dst)`); F32 needs none. */
+export const DECODE_TO_F32 = {
+  F64: 'decodeF64ToF32',
+  F16: 'decodeF16ToF32',
+  BF16: 'decodeBF16ToF32',
+  F8_E4M3: 'decodeF8E4M3ToF32',
+  F8_E5M2: 'decodeF8E5M2ToF32',
+  I64: 'decodeI64ToF32',
+  I32: 'decodeI32ToF32',
+  I16: 'decodeI16ToF32',
+  I8: 'decodeI8ToF32',
+  U64: 'decodeU64ToF32',
+  U32: 'decodeU32ToF32',
+  U16: 'decodeU16ToF32',
+  U8: 'decodeU8ToF32',
+  BOOL: 'decodeU8ToF32',
+} as const satisfies Record<Exclude<PlainDType, 'F32'>, string>;
+
+/**
+ * Decodes `n` elements of a plain `dtype` at kernel address `src` into f32 at `dst` (no overlap;
+ * F32 is copied). The same bits as the twin `decodeToF32` of src/core/stats/decode.ts.
+ */
+export function decodeToF32InKernel(kernel: KernelInstance, dtype: PlainDType, src: number, n: number, dst: number): void {
+  if (dtype === 'F32') {
+    kernel.bytes().copyWithin(dst, src, src + n * 4);
+    return;
+  }
+  kernel.exports[DECODE_TO_F32[dtype]]!(src, n, dst);
+}
+
+/**
+ * Hands out 64-byte-aligned regions of kernel memory above heapBase for one job; `reset` frees
+ * them all. Memory grows as regions are taken (a WebAssembly memory never shrinks).
+ */
+export class KernelArena {
+  private top: number;
+  constructor(readonly kernel: KernelInstance) {
+    this.top = kernel.heapBase;
+  }
+
+  take(bytes: number): number {
+    const at = this.top;
+    this.top = alignUp(at + bytes, 64);
+    if (this.top > MAX_KERNEL_MEMORY_BYTES) {
+      throw new QuantLensError('LIMIT_EXCEEDED', `kernel memory would exceed ${MAX_KERNEL_MEMORY_BYTES} bytes`);
+    }
+    this.kernel.ensure(this.top);
+    return at;
+  }
+
+  reset(): void {
+    this.top = this.kernel.heapBase;
+  }
 }

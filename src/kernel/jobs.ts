@@ -1,0 +1,93 @@
+/**
+ * The jobs a kernel worker runs, as one table: kind → request and reply. The pool (pool.ts) sends
+ * them through the team's RpcEndpoint (src/shared/rpc.ts); the worker (worker.ts) serves each kind
+ * with the handler its table names. To add a kind: add it to `KernelJobs` here, write its handler
+ * (`JobHandler<'kind'>`, in its own module), and list it in worker.ts's `HANDLERS` (checked exhaustive).
+ *
+ * Main-thread code imports this file only for types: it pulls in no kernel code.
+ */
+import type { DType } from '../core/dtypes';
+import type { TensorStats } from '../core/stats/stats';
+import type { Transfer } from '../shared/rpc';
+import type { KernelArena, KernelInstance } from './wasm';
+
+/**
+ * Where a job's input bytes come from. Workers open files themselves (`file`: raw bytes at
+ * [offset, offset + length), read straight into kernel memory); other encodings are decoded on the
+ * main thread and their bytes transferred (`bytes`).
+ */
+export type ByteInput = { file: string; offset: number; length: number } | { bytes: Uint8Array };
+
+export function byteInputLength(input: ByteInput): number {
+  return 'bytes' in input ? input.bytes.length : input.length;
+}
+
+/** Statistics and an N-bin histogram of one tensor (see src/core/stats/stats.ts for the definitions). */
+export interface StatsJob {
+  /** For messages: the tensor's name. */
+  name: string;
+  dtype: DType;
+  /** Number of elements. */
+  count: number;
+  input: ByteInput;
+  bins: number;
+  /** Bytes of values held in kernel memory at once (default 32 MiB); larger tensors stream through. */
+  chunkBytes?: number;
+}
+
+/** Per-row and per-column absmax of a tensor seen as rows × cols (rows = the outermost dimension). */
+export interface AbsMaxProfileJob {
+  name: string;
+  dtype: DType;
+  rows: number;
+  cols: number;
+  input: ByteInput;
+  /** As StatsJob.chunkBytes. */
+  chunkBytes?: number;
+}
+
+export interface AbsMaxProfile {
+  rows: Float32Array;
+  cols: Float32Array;
+}
+
+/** Every job kind: request and reply. */
+export type KernelJobs = {
+  stats: { request: StatsJob; reply: TensorStats };
+  absMaxProfile: { request: AbsMaxProfileJob; reply: AbsMaxProfile };
+};
+
+export type JobKind = keyof KernelJobs;
+export type JobRequest<K extends JobKind> = KernelJobs[K]['request'];
+export type JobReply<K extends JobKind> = KernelJobs[K]['reply'];
+
+/** What the pool sends: each request carries the job id its progress events echo. */
+export type PoolSide = {
+  requests: { [K in JobKind]: { request: JobRequest<K> & { job: number }; reply: JobReply<K> } };
+  events: Record<never, never>;
+};
+
+/** Progress of a job, in bytes of input processed (each pass over the input counts). */
+export interface JobProgress {
+  job: number;
+  bytesDone: number;
+  bytesTotal: number;
+}
+
+/** What a worker sends besides replies. */
+export type WorkerSide = {
+  requests: Record<never, never>;
+  events: { progress: JobProgress };
+};
+
+/** What a handler gets besides its request (worker side). */
+export interface JobContext {
+  kernel: KernelInstance;
+  /** Kernel memory for this job; freed when the job ends. */
+  arena: KernelArena;
+  /** Aborted when the pool cancels the job. */
+  signal: AbortSignal;
+  progress(bytesDone: number, bytesTotal: number): void;
+}
+
+export type JobHandler<K extends JobKind> = (request: JobRequest<K>, ctx: JobContext) => Promise<JobReply<K> | Transfer<JobReply<K>>>;
