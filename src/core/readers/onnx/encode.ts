@@ -7,7 +7,7 @@
 import { MemoryByteSource, type ByteSource } from '../../bytesource';
 import { encodeMessage, MessageBuilder, writeMessageToFile, type WriteOptions } from '../../protobuf/encoder';
 import type {
-  ByteRange,
+  ExtraField,
   OnnxAttribute,
   OnnxDim,
   OnnxGraph,
@@ -50,118 +50,152 @@ export async function encodeOnnxModel(model: OnnxModel, source: ByteSource, opti
   return encodeMessage(onnxModelBuilder(model, source), options);
 }
 
+/**
+ * Emits a message's unmodelled fields between its modelled ones in field-number order, as protobuf
+ * serializers do, so an unchanged model re-encodes to the bytes it was read from.
+ */
+class FieldOrder {
+  private readonly extras: ExtraField[];
+  private next = 0;
+
+  constructor(
+    private readonly b: MessageBuilder,
+    extras: readonly ExtraField[],
+    private readonly source: ByteSource,
+  ) {
+    this.extras = [...extras].sort((x, y) => x.fieldNumber - y.fieldNumber);
+  }
+
+  /**
+   * Call before writing field `fieldNumber`: writes the extras numbered up to it. An extra with the
+   * same number goes first, so a value set on the object wins (protobuf keeps the last singular value).
+   */
+  at(fieldNumber: number): MessageBuilder {
+    while (this.next < this.extras.length && this.extras[this.next]!.fieldNumber <= fieldNumber) {
+      const e = this.extras[this.next++]!;
+      this.b.rawFromSource(this.source, e.offset, e.length);
+    }
+    return this.b;
+  }
+
+  /** Writes the remaining extras. */
+  end(): MessageBuilder {
+    return this.at(Infinity);
+  }
+}
+
 class OnnxEncoder {
   constructor(private readonly source: ByteSource) {}
 
-  private extras(b: MessageBuilder, ranges: readonly ByteRange[]): void {
-    for (const r of ranges) b.rawFromSource(this.source, r.offset, r.length);
+  private order(b: MessageBuilder, extras: readonly ExtraField[]): FieldOrder {
+    return new FieldOrder(b, extras, this.source);
   }
 
   model(model: OnnxModel): MessageBuilder {
-    const b = new MessageBuilder();
-    if (model.irVersion !== undefined) b.varint(ModelField.irVersion, model.irVersion);
-    if (model.producerName !== undefined) b.string(ModelField.producerName, model.producerName);
-    if (model.producerVersion !== undefined) b.string(ModelField.producerVersion, model.producerVersion);
-    if (model.domain !== undefined) b.string(ModelField.domain, model.domain);
-    if (model.modelVersion !== undefined) b.varint(ModelField.modelVersion, model.modelVersion);
-    if (model.docString !== undefined) b.string(ModelField.docString, model.docString);
-    b.message(ModelField.graph, this.graph(model.graph));
+    const o = this.order(new MessageBuilder(), model.extraFields);
+    if (model.irVersion !== undefined) o.at(ModelField.irVersion).varint(ModelField.irVersion, model.irVersion);
+    if (model.producerName !== undefined) o.at(ModelField.producerName).string(ModelField.producerName, model.producerName);
+    if (model.producerVersion !== undefined) o.at(ModelField.producerVersion).string(ModelField.producerVersion, model.producerVersion);
+    if (model.domain !== undefined) o.at(ModelField.domain).string(ModelField.domain, model.domain);
+    if (model.modelVersion !== undefined) o.at(ModelField.modelVersion).varint(ModelField.modelVersion, model.modelVersion);
+    if (model.docString !== undefined) o.at(ModelField.docString).string(ModelField.docString, model.docString);
+    o.at(ModelField.graph).message(ModelField.graph, this.graph(model.graph));
     for (const opset of model.opsetImports) {
-      b.message(
+      o.at(ModelField.opsetImport).message(
         ModelField.opsetImport,
-        new MessageBuilder().string(OperatorSetIdField.domain, opset.domain).varint(OperatorSetIdField.version, opset.version),
+        opsetImport(opset.domain, opset.version),
       );
     }
-    for (const entry of model.metadataProps) b.message(ModelField.metadataProps, stringEntry(entry));
-    this.extras(b, model.extraFields);
-    return b;
+    for (const entry of model.metadataProps) o.at(ModelField.metadataProps).message(ModelField.metadataProps, stringEntry(entry));
+    return o.end();
   }
 
   graph(graph: OnnxGraph): MessageBuilder {
-    const b = new MessageBuilder();
-    for (const node of graph.nodes) b.message(GraphField.node, this.node(node));
-    if (graph.name) b.string(GraphField.name, graph.name);
-    for (const t of graph.initializers) b.message(GraphField.initializer, this.tensor(t));
-    for (const v of graph.inputs) b.message(GraphField.input, this.valueInfo(v));
-    for (const v of graph.outputs) b.message(GraphField.output, this.valueInfo(v));
-    for (const v of graph.valueInfo) b.message(GraphField.valueInfo, this.valueInfo(v));
-    this.extras(b, graph.extraFields);
-    return b;
+    const o = this.order(new MessageBuilder(), graph.extraFields);
+    for (const node of graph.nodes) o.at(GraphField.node).message(GraphField.node, this.node(node));
+    if (graph.name) o.at(GraphField.name).string(GraphField.name, graph.name);
+    for (const t of graph.initializers) o.at(GraphField.initializer).message(GraphField.initializer, this.tensor(t));
+    for (const v of graph.inputs) o.at(GraphField.input).message(GraphField.input, this.valueInfo(v));
+    for (const v of graph.outputs) o.at(GraphField.output).message(GraphField.output, this.valueInfo(v));
+    for (const v of graph.valueInfo) o.at(GraphField.valueInfo).message(GraphField.valueInfo, this.valueInfo(v));
+    return o.end();
   }
 
   node(node: OnnxNode): MessageBuilder {
-    const b = new MessageBuilder();
-    for (const name of node.inputs) b.string(NodeField.input, name);
-    for (const name of node.outputs) b.string(NodeField.output, name);
-    if (node.name) b.string(NodeField.name, node.name);
-    b.string(NodeField.opType, node.opType);
-    for (const attr of node.attributes) b.message(NodeField.attribute, this.attribute(attr));
-    if (node.domain) b.string(NodeField.domain, node.domain);
-    this.extras(b, node.extraFields);
-    return b;
+    const o = this.order(new MessageBuilder(), node.extraFields);
+    for (const name of node.inputs) o.at(NodeField.input).string(NodeField.input, name);
+    for (const name of node.outputs) o.at(NodeField.output).string(NodeField.output, name);
+    if (node.name) o.at(NodeField.name).string(NodeField.name, node.name);
+    o.at(NodeField.opType).string(NodeField.opType, node.opType);
+    for (const attr of node.attributes) o.at(NodeField.attribute).message(NodeField.attribute, this.attribute(attr));
+    if (node.domain) o.at(NodeField.domain).string(NodeField.domain, node.domain);
+    return o.end();
   }
 
   attribute(attr: OnnxAttribute): MessageBuilder {
-    const b = new MessageBuilder();
-    b.string(AttributeField.name, attr.name);
-    if (attr.f !== undefined) b.float(AttributeField.f, attr.f);
-    if (attr.i !== undefined) b.varint(AttributeField.i, attr.i);
-    if (attr.s !== undefined) b.bytes(AttributeField.s, attr.s);
-    if (attr.t !== undefined) b.message(AttributeField.t, this.tensor(attr.t));
-    if (attr.g !== undefined) b.message(AttributeField.g, this.graph(attr.g));
+    const o = this.order(new MessageBuilder(), attr.extraFields);
+    o.at(AttributeField.name).string(AttributeField.name, attr.name);
+    if (attr.f !== undefined) o.at(AttributeField.f).float(AttributeField.f, attr.f);
+    if (attr.i !== undefined) o.at(AttributeField.i).varint(AttributeField.i, attr.i);
+    if (attr.s !== undefined) o.at(AttributeField.s).bytes(AttributeField.s, attr.s);
+    if (attr.t !== undefined) o.at(AttributeField.t).message(AttributeField.t, this.tensor(attr.t));
+    if (attr.g !== undefined) o.at(AttributeField.g).message(AttributeField.g, this.graph(attr.g));
     // onnx.proto (proto2) declares floats/ints unpacked; write them the way onnx does.
-    for (const v of attr.floats ?? []) b.float(AttributeField.floats, v);
-    for (const v of attr.ints ?? []) b.varint(AttributeField.ints, v);
-    for (const v of attr.strings ?? []) b.bytes(AttributeField.strings, v);
-    for (const t of attr.tensors ?? []) b.message(AttributeField.tensors, this.tensor(t));
-    for (const g of attr.graphs ?? []) b.message(AttributeField.graphs, this.graph(g));
-    b.varint(AttributeField.type, attr.type);
-    this.extras(b, attr.extraFields);
-    return b;
+    for (const v of attr.floats ?? []) o.at(AttributeField.floats).float(AttributeField.floats, v);
+    for (const v of attr.ints ?? []) o.at(AttributeField.ints).varint(AttributeField.ints, v);
+    for (const v of attr.strings ?? []) o.at(AttributeField.strings).bytes(AttributeField.strings, v);
+    for (const t of attr.tensors ?? []) o.at(AttributeField.tensors).message(AttributeField.tensors, this.tensor(t));
+    for (const g of attr.graphs ?? []) o.at(AttributeField.graphs).message(AttributeField.graphs, this.graph(g));
+    o.at(AttributeField.type).varint(AttributeField.type, attr.type);
+    return o.end();
   }
 
   tensor(t: OnnxTensor): MessageBuilder {
-    const b = new MessageBuilder();
-    for (const d of t.dims) b.varint(TensorField.dims, d);
-    b.varint(TensorField.dataType, t.dataType);
+    const o = this.order(new MessageBuilder(), t.extraFields);
+    for (const d of t.dims) o.at(TensorField.dims).varint(TensorField.dims, d);
+    o.at(TensorField.dataType).varint(TensorField.dataType, t.dataType);
     const data = t.data;
-    if (data.kind === 'source') {
-      for (const r of data.ranges) {
-        if (data.packed) b.bytesFromSource(data.field, this.source, r.offset, r.length);
-        else b.rawFromSource(this.source, r.offset, r.length);
+    const writeData = (): void => {
+      if (data.kind === 'source') {
+        const b = o.at(data.field);
+        for (const r of data.ranges) {
+          if (data.packed) b.bytesFromSource(data.field, this.source, r.offset, r.length);
+          else b.rawFromSource(this.source, r.offset, r.length);
+        }
+      } else if (data.kind === 'bytes') {
+        o.at(data.field).bytes(data.field, data.bytes);
       }
-    } else if (data.kind === 'bytes') {
-      b.bytes(data.field, data.bytes);
-    }
-    if (t.name) b.string(TensorField.name, t.name);
+    };
+    const dataField = data.kind === 'source' || data.kind === 'bytes' ? data.field : Infinity;
+    if (dataField < TensorField.name) writeData();
+    if (t.name) o.at(TensorField.name).string(TensorField.name, t.name);
+    if (dataField > TensorField.name) writeData();
     if (data.kind === 'external') {
-      for (const entry of data.entries) b.message(TensorField.externalData, stringEntry(entry));
-      b.varint(TensorField.dataLocation, DATA_LOCATION_EXTERNAL);
+      for (const entry of data.entries) o.at(TensorField.externalData).message(TensorField.externalData, stringEntry(entry));
+      o.at(TensorField.dataLocation).varint(TensorField.dataLocation, DATA_LOCATION_EXTERNAL);
     }
-    this.extras(b, t.extraFields);
-    return b;
+    return o.end();
   }
 
   valueInfo(v: OnnxValueInfo): MessageBuilder {
-    const b = new MessageBuilder();
-    b.string(ValueInfoField.name, v.name);
-    if (v.type) b.message(ValueInfoField.type, this.type(v.type));
-    this.extras(b, v.extraFields);
-    return b;
+    const o = this.order(new MessageBuilder(), v.extraFields);
+    o.at(ValueInfoField.name).string(ValueInfoField.name, v.name);
+    if (v.type) o.at(ValueInfoField.type).message(ValueInfoField.type, this.type(v.type));
+    return o.end();
   }
 
   type(type: OnnxType): MessageBuilder {
     const b = new MessageBuilder();
     if (type.kind === 'other') return b.rawFromSource(this.source, type.range.offset, type.range.length);
+    const o = this.order(b, type.extraFields);
     const tensorType = new MessageBuilder().varint(TensorTypeField.elemType, type.elemType);
     if (type.shape) {
       const shape = new MessageBuilder();
       for (const dim of type.shape) shape.message(ShapeField.dim, dimension(dim));
       tensorType.message(TensorTypeField.shape, shape);
     }
-    b.message(TypeField.tensorType, tensorType);
-    this.extras(b, type.extraFields);
-    return b;
+    o.at(TypeField.tensorType).message(TypeField.tensorType, tensorType);
+    return o.end();
   }
 }
 
@@ -171,6 +205,12 @@ function dimension(dim: OnnxDim): MessageBuilder {
   else if (dim.param !== undefined) b.string(DimensionField.param, dim.param);
   if (dim.denotation !== undefined) b.string(DimensionField.denotation, dim.denotation);
   return b;
+}
+
+function opsetImport(domain: string | undefined, version: bigint): MessageBuilder {
+  const b = new MessageBuilder();
+  if (domain !== undefined) b.string(OperatorSetIdField.domain, domain);
+  return b.varint(OperatorSetIdField.version, version);
 }
 
 function stringEntry(entry: StringEntry): MessageBuilder {

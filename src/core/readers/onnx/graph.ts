@@ -38,6 +38,11 @@ export interface ByteRange {
   length: number;
 }
 
+/** A whole field (key included) the decoder does not model, copied verbatim on write, in field-number order. */
+export interface ExtraField extends ByteRange {
+  fieldNumber: number;
+}
+
 export interface StringEntry {
   key: string;
   value: string;
@@ -65,7 +70,7 @@ export interface OnnxTensor {
   dataType: number;
   data: OnnxTensorData;
   /** Fields not modelled (doc_string, segment, string_data, metadata_props, …), copied verbatim on write. */
-  extraFields: ByteRange[];
+  extraFields: ExtraField[];
 }
 
 export interface OnnxDim {
@@ -77,14 +82,14 @@ export interface OnnxDim {
 
 export type OnnxType =
   /** A tensor type; `shape` undefined means the rank is unknown, [] a scalar. `extraFields`: TypeProto's other fields (denotation). */
-  | { kind: 'tensor'; elemType: number; shape?: OnnxDim[]; extraFields: ByteRange[] }
+  | { kind: 'tensor'; elemType: number; shape?: OnnxDim[]; extraFields: ExtraField[] }
   /** Sequence, map, optional, sparse types: the TypeProto payload, copied verbatim on write. */
   | { kind: 'other'; range: ByteRange };
 
 export interface OnnxValueInfo {
   name: string;
   type?: OnnxType;
-  extraFields: ByteRange[];
+  extraFields: ExtraField[];
 }
 
 /** Where a numeric attribute value (f, i, floats, ints) is in the file, in TensorInfo terms. */
@@ -112,7 +117,7 @@ export interface OnnxAttribute {
   /** For f, i, floats, ints read from a file: where the values are (absent when split over several runs). */
   valueLocation?: OnnxAttributeValueLocation;
   /** Fields not modelled (doc_string, ref_attr_name, sparse tensors, type protos, large lists), copied verbatim. */
-  extraFields: ByteRange[];
+  extraFields: ExtraField[];
 }
 
 export interface OnnxNode {
@@ -123,7 +128,7 @@ export interface OnnxNode {
   outputs: string[];
   attributes: OnnxAttribute[];
   /** doc_string, overload, metadata_props: copied verbatim on write. */
-  extraFields: ByteRange[];
+  extraFields: ExtraField[];
 }
 
 export interface OnnxGraph {
@@ -134,11 +139,12 @@ export interface OnnxGraph {
   outputs: OnnxValueInfo[];
   valueInfo: OnnxValueInfo[];
   /** doc_string, sparse_initializer, quantization_annotation, metadata_props: copied verbatim on write. */
-  extraFields: ByteRange[];
+  extraFields: ExtraField[];
 }
 
 export interface OnnxOpsetImport {
-  domain: string;
+  /** '' or absent: the default domain ai.onnx. */
+  domain?: string;
   version: bigint;
 }
 
@@ -153,7 +159,7 @@ export interface OnnxModel {
   metadataProps: StringEntry[];
   graph: OnnxGraph;
   /** training_info, functions and newer fields: copied verbatim on write. */
-  extraFields: ByteRange[];
+  extraFields: ExtraField[];
 }
 
 export interface ReadOnnxModelOptions {
@@ -202,6 +208,18 @@ class Decoder {
     return utf8.decode(await msg.bytes(f, ONNX_MAX_STRING_BYTES));
   }
 
+  /**
+   * A name/domain field: empty ones mean the same as absent ones, so they stay extra fields
+   * (re-encoded as they were) and the property keeps ''.
+   */
+  private async optionalString(msg: ProtoMessage, f: ProtoField, extras: ExtraField[]): Promise<string> {
+    if (f.wireType === WireType.LengthDelimited && f.length === 0) {
+      extras.push(extraField(f));
+      return '';
+    }
+    return this.string(msg, f);
+  }
+
   private safeInt(value: bigint, what: string, offset: number): number {
     if (value > BigInt(Number.MAX_SAFE_INTEGER) || value < BigInt(Number.MIN_SAFE_INTEGER)) {
       throw new QuantLensError('INVALID_SHAPE', `${what} ${value} is out of range`, { offset, file: this.file });
@@ -243,7 +261,7 @@ class Decoder {
           model.metadataProps.push(await this.stringEntry(await msg.message(f)));
           break;
         default:
-          model.extraFields.push(fieldRange(f));
+          model.extraFields.push(extraField(f));
       }
     }
     if (!sawGraph) {
@@ -253,7 +271,7 @@ class Decoder {
   }
 
   private async opsetImport(msg: ProtoMessage): Promise<OnnxOpsetImport> {
-    const opset: OnnxOpsetImport = { domain: '', version: 0n };
+    const opset: OnnxOpsetImport = { version: 0n };
     for await (const f of msg.fields()) {
       if (f.fieldNumber === OperatorSetIdField.domain) opset.domain = await this.string(msg, f);
       else if (f.fieldNumber === OperatorSetIdField.version) opset.version = asInt64(this.varint(f, 'opset version'));
@@ -286,7 +304,7 @@ class Decoder {
           graph.nodes.push(await this.node(await msg.message(f), graphDepth));
           break;
         case GraphField.name:
-          graph.name = await this.string(msg, f);
+          graph.name = await this.optionalString(msg, f, graph.extraFields);
           break;
         case GraphField.initializer:
           graph.initializers.push(await this.tensor(await msg.message(f)));
@@ -301,7 +319,7 @@ class Decoder {
           graph.valueInfo.push(await this.valueInfo(await msg.message(f)));
           break;
         default:
-          graph.extraFields.push(fieldRange(f));
+          graph.extraFields.push(extraField(f));
       }
     }
     return graph;
@@ -321,19 +339,19 @@ class Decoder {
           node.outputs.push(await this.string(msg, f));
           break;
         case NodeField.name:
-          node.name = await this.string(msg, f);
+          node.name = await this.optionalString(msg, f, node.extraFields);
           break;
         case NodeField.opType:
           node.opType = await this.string(msg, f);
           break;
         case NodeField.domain:
-          node.domain = await this.string(msg, f);
+          node.domain = await this.optionalString(msg, f, node.extraFields);
           break;
         case NodeField.attribute:
           node.attributes.push(await this.attribute(await msg.message(f), graphDepth));
           break;
         default:
-          node.extraFields.push(fieldRange(f));
+          node.extraFields.push(extraField(f));
       }
     }
     return node;
@@ -345,7 +363,7 @@ class Decoder {
     const floats = new ListCollector('floats', WireType.Fixed32);
     const ints = new ListCollector('ints', WireType.Varint);
     const strings: Uint8Array[] = [];
-    const stringFields: ByteRange[] = [];
+    const stringFields: ExtraField[] = [];
     let stringBytes = 0;
     for await (const f of msg.fields()) {
       switch (f.fieldNumber) {
@@ -382,7 +400,7 @@ class Decoder {
         case AttributeField.strings:
           this.wire(f, WireType.LengthDelimited, 'attribute strings');
           this.count(f.start);
-          stringFields.push(fieldRange(f));
+          stringFields.push(extraField(f));
           stringBytes += f.length;
           if (stringBytes <= ONNX_MAX_DECODED_LIST_BYTES) strings.push(await msg.bytes(f, ONNX_MAX_DECODED_LIST_BYTES));
           break;
@@ -393,7 +411,7 @@ class Decoder {
           (attr.graphs ??= []).push(await this.graph(await msg.message(f), graphDepth + 1));
           break;
         default:
-          attr.extraFields.push(fieldRange(f));
+          attr.extraFields.push(extraField(f));
       }
     }
     for (const [list, key] of [
@@ -441,7 +459,7 @@ class Decoder {
           tensor.dataType = asInt32(this.varint(f, 'data_type'));
           break;
         case TensorField.name:
-          tensor.name = await this.string(msg, f);
+          tensor.name = await this.optionalString(msg, f, tensor.extraFields);
           break;
         case TensorField.dataLocation:
           location = asInt32(this.varint(f, 'data_location'));
@@ -457,10 +475,10 @@ class Decoder {
             } else {
               // Two value fields: ONNX allows one; keep the first, carry the other along untouched.
               this.diagnose('ONNX_EXTRA_VALUE_FIELD', `tensor has values in fields ${values.field} and ${f.fieldNumber}; using ${values.field}`, f.start);
-              tensor.extraFields.push(fieldRange(f));
+              tensor.extraFields.push(extraField(f));
             }
           } else {
-            tensor.extraFields.push(fieldRange(f));
+            tensor.extraFields.push(extraField(f));
           }
       }
     }
@@ -485,22 +503,22 @@ class Decoder {
     for await (const f of msg.fields()) {
       if (f.fieldNumber === ValueInfoField.name) info.name = await this.string(msg, f);
       else if (f.fieldNumber === ValueInfoField.type) info.type = await this.type(await msg.message(f));
-      else info.extraFields.push(fieldRange(f));
+      else info.extraFields.push(extraField(f));
     }
     return info;
   }
 
   private async type(msg: ProtoMessage): Promise<OnnxType> {
     let tensorType: OnnxType | undefined;
-    const extraFields: ByteRange[] = [];
+    const extraFields: ExtraField[] = [];
     for await (const f of msg.fields()) {
       if (f.fieldNumber === TypeField.tensorType) tensorType = await this.tensorType(await msg.message(f), extraFields);
-      else extraFields.push(fieldRange(f));
+      else extraFields.push(extraField(f));
     }
     return tensorType ?? { kind: 'other', range: { offset: msg.start, length: msg.end - msg.start } };
   }
 
-  private async tensorType(msg: ProtoMessage, extraFields: ByteRange[]): Promise<OnnxType> {
+  private async tensorType(msg: ProtoMessage, extraFields: ExtraField[]): Promise<OnnxType> {
     const type: OnnxType = { kind: 'tensor', elemType: 0, extraFields };
     for await (const f of msg.fields()) {
       if (f.fieldNumber === TensorTypeField.elemType) type.elemType = asInt32(this.varint(f, 'elem_type'));
@@ -559,7 +577,7 @@ class ListCollector {
   seen = false;
   decoded = true;
   readonly values: bigint[] = [];
-  readonly fieldRanges: ByteRange[] = [];
+  readonly fieldRanges: ExtraField[] = [];
   private bytes = 0;
   private packedRanges = 0;
   private count = 0;
@@ -573,7 +591,7 @@ class ListCollector {
 
   async add(msg: ProtoMessage, f: ProtoField): Promise<void> {
     this.seen = true;
-    this.fieldRanges.push(fieldRange(f));
+    this.fieldRanges.push(extraField(f));
     this.bytes += f.length;
     if (this.bytes > ONNX_MAX_DECODED_LIST_BYTES) this.decoded = false;
     if (f.wireType === WireType.LengthDelimited) {
@@ -623,6 +641,10 @@ class ListCollector {
     const fieldWire = packed ? (unpackedWire === 'f32' ? 'packed-f32' : 'packed-varint') : unpackedWire;
     return { range: this.run, fieldWire, count: this.count };
   }
+}
+
+function extraField(f: ProtoField): ExtraField {
+  return { fieldNumber: f.fieldNumber, ...fieldRange(f) };
 }
 
 function fieldRange(f: ProtoField): ByteRange {
