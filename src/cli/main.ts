@@ -8,12 +8,15 @@ commands:
   stats <file> [--tensor NAME]... [--bins N] [--json] per-tensor statistics and histograms
   quantize <in> -o <out> --type T [--pure] [--tensor-type REGEX=TYPE]... [--json]
                                                      quantize (GGUF types and llama.cpp presets)
+  diff <a> <b> [--json]                              per-tensor error of b against a (any formats)
 `;
 
 /** Commands are loaded on use, so `inspect` never pays for the kernel. */
 const COMMANDS: Record<string, () => Promise<CliCommand>> = {
   inspect: async () => (await import('./commands/inspect')).inspectCommand,
+  stats: async () => (await import('./commands/stats')).statsCommand,
   quantize: async () => (await import('./commands/quantize')).quantizeCommand,
+  diff: async () => (await import('./commands/diff')).diffCommand,
 };
 
 async function main(argv: string[]): Promise<number> {
