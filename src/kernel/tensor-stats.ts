@@ -1,0 +1,80 @@
+/**
+ * Main-thread entry points for statistics: turn tensors of a model into kernel jobs on a pool.
+ * Raw tensors are read by the workers themselves (only the path, offset and length cross);
+ * other encodings are read and decoded here (readTensorBytes) and their bytes transferred.
+ */
+import { elementCount, type ModelInfo, type TensorInfo } from '../core/model';
+import { nodeFileAccess } from '../core/readers/node-files';
+import type { FileAccess } from '../core/readers/types';
+import { DEFAULT_HISTOGRAM_BINS, type TensorStats } from '../core/stats/stats';
+import { readTensorBytes } from '../core/tensordata';
+import type { AbsMaxProfile, ByteInput } from './jobs';
+import type { KernelPool } from './pool';
+
+export interface StatsOptions {
+  /** Histogram bins (default 256). */
+  bins?: number;
+  signal?: AbortSignal;
+  /** Bytes of tensor data processed over all the tensors asked for. */
+  onProgress?: (bytesDone: number, bytesTotal: number) => void;
+  /** How files are opened for encodings the main thread decodes (default: Node fs). */
+  files?: FileAccess;
+}
+
+async function inputOf(model: ModelInfo, tensor: TensorInfo, files: FileAccess): Promise<{ input: ByteInput; transfer?: ArrayBuffer[] }> {
+  if (tensor.encoding === 'raw') return { input: { file: tensor.file, offset: tensor.byteOffset, length: tensor.byteLength } };
+  const bytes = await readTensorBytes(model, tensor, files);
+  return { input: { bytes }, transfer: [bytes.buffer as ArrayBuffer] };
+}
+
+/**
+ * Statistics and histogram of each tensor, in the order given. Jobs are queued largest first so the
+ * workers finish together; at most two per worker are prepared at once (bounding the memory the
+ * main thread holds for non-raw encodings).
+ */
+export async function computeTensorStats(pool: KernelPool, model: ModelInfo, tensors: readonly TensorInfo[], options: StatsOptions = {}): Promise<TensorStats[]> {
+  const files = options.files ?? nodeFileAccess;
+  const bins = options.bins ?? DEFAULT_HISTOGRAM_BINS;
+  const total = tensors.reduce((sum, t) => sum + t.byteLength, 0);
+  const done = new Float64Array(tensors.length);
+  let doneSum = 0;
+  const report = (i: number, bytesDone: number, bytesTotal: number): void => {
+    const now = bytesTotal > 0 ? (bytesDone / bytesTotal) * tensors[i]!.byteLength : tensors[i]!.byteLength;
+    doneSum += now - done[i]!;
+    done[i] = now;
+    options.onProgress?.(doneSum, total);
+  };
+  const order = tensors.map((_, i) => i).sort((a, b) => tensors[b]!.byteLength - tensors[a]!.byteLength);
+  const results = new Array<TensorStats>(tensors.length);
+  let next = 0;
+  let failed = false;
+  const lane = async (): Promise<void> => {
+    while (next < order.length && !failed) {
+      const i = order[next++]!;
+      const tensor = tensors[i]!;
+      try {
+        const { input, transfer } = await inputOf(model, tensor, files);
+        results[i] = await pool.run(
+          'stats',
+          { name: tensor.name, dtype: tensor.dtype, count: elementCount(tensor.shape), input, bins },
+          { signal: options.signal, transfer, onProgress: (d, t) => report(i, d, t) },
+        );
+      } catch (err) {
+        failed = true; // the other lanes stop taking tensors
+        throw err;
+      }
+      report(i, 1, 1);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(order.length, pool.size * 2) }, lane));
+  return results;
+}
+
+/** Per-row and per-column absmax of a tensor seen as [shape[0], product of the rest]. */
+export async function computeAbsMaxProfile(pool: KernelPool, model: ModelInfo, tensor: TensorInfo, options: Omit<StatsOptions, 'bins'> = {}): Promise<AbsMaxProfile> {
+  const rows = tensor.shape.length === 0 ? 1 : tensor.shape[0]!;
+  const count = elementCount(tensor.shape);
+  const cols = rows === 0 ? 0 : count / rows;
+  const { input, transfer } = await inputOf(model, tensor, options.files ?? nodeFileAccess);
+  return pool.run('absMaxProfile', { name: tensor.name, dtype: tensor.dtype, rows, cols, input }, { signal: options.signal, transfer, onProgress: options.onProgress });
+}
