@@ -140,6 +140,15 @@ describe('GGUF: valid files', () => {
     assert.ok(!ggufReader.sniff('/x/y.safetensors', new Uint8Array(8)));
   });
 
+  test('names and values longer than a read chunk', async () => {
+    const longName = 'n'.repeat(100_000);
+    const longValue = 'v'.repeat(3_000_000);
+    const h = await read(buildGguf({ kv: [kv.str('long', longValue)], tensors: [{ name: longName, ne: [4], type: F32 }] }));
+    assert.equal((h.metadata.long as { value: string }).value.length, 3_000_000);
+    assert.equal(h.tensors[0]!.name, longName);
+    assert.deepEqual(h.diagnostics.map((d) => d.code), ['NAME_TOO_LONG']);
+  });
+
   test('reading reads the header, not the tensor data', async () => {
     const bytes = buildGguf({ tensors: [{ name: 'big', ne: [1024, 1024], type: F32 }] });
     let readBytes = 0;

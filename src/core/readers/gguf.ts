@@ -44,16 +44,10 @@ const INT64_MAX = (1n << 63n) - 1n;
 /** Check for cancellation every this many tensor infos. */
 const ABORT_CHECK_EVERY = 4096;
 
-export interface GgufTensorInfo {
-  name: string;
-  dtype: DType;
-  /** Row-major, outermost first: ne[] reversed, n_dims entries as stored. */
-  shape: number[];
-  /** Offset within the data section, as stored. */
+/** A TensorInfo (shape: ne[] reversed, n_dims entries as stored) plus the stored data-section offset. */
+export interface GgufTensorInfo extends TensorInfo {
+  /** Offset within the data section, as stored; `byteOffset` = the header's dataOffset + this. */
   offset: number;
-  /** Absolute offset in the file: dataOffset + offset. */
-  byteOffset: number;
-  byteLength: number;
 }
 
 export interface GgufHeader {
@@ -118,79 +112,126 @@ export async function readGgufHeader(src: ByteSource, options: ReadOptions = {})
   const names = new Set<string>();
   for (let i = 0; i < Number(nTensors); i++) {
     if (i % ABORT_CHECK_EVERY === 0) throwIfAborted(options.signal);
-    const at = c.pos;
-    const name = await readName(c, 'tensor name');
-    if (names.has(name)) throw new QuantLensError('DUPLICATE_NAME', 'tensor name appears twice', { file, tensor: name, offset: at });
-    names.add(name);
+    let info = parseTensorInfo(c, alignment, src.size);
+    while (typeof info === 'number') {
+      await c.need(info);
+      info = parseTensorInfo(c, alignment, src.size);
+    }
+    if (names.has(info.name)) {
+      throw new QuantLensError('DUPLICATE_NAME', 'tensor name appears twice', { file, tensor: info.name, offset: c.pos });
+    }
+    names.add(info.name);
     if (c.lastStringBytes >= GGML_MAX_NAME) {
       diagnostics.push({
         severity: 'warning',
         code: 'NAME_TOO_LONG',
         message: `tensor name is ${c.lastStringBytes} bytes; llama.cpp refuses names of ${GGML_MAX_NAME} bytes or more`,
-        tensor: name,
+        tensor: info.name,
         file,
-        offset: at,
       });
     }
-    if (!c.has(4)) await c.need(4);
-    const nDims = c.u32();
-    if (nDims > GGUF_MAX_DIMS) {
-      throw new QuantLensError('LIMIT_EXCEEDED', `${nDims} dimensions exceed GGUF's limit of ${GGUF_MAX_DIMS}`, { file, tensor: name, offset: c.pos - 4 });
-    }
-    if (!c.has(8 * nDims + 12)) await c.need(8 * nDims + 12);
-    const shape = new Array<number>(nDims);
-    let elements = 1n;
-    let ne0 = 1n;
-    for (let j = 0; j < nDims; j++) {
-      const ne = c.i64();
-      if (ne < 0n) {
-        throw new QuantLensError('INVALID_SHAPE', `dimension ${j} has negative extent ${ne}`, { file, tensor: name, offset: c.pos - 8 });
-      }
-      if (j === 0) ne0 = ne;
-      elements *= ne;
-      shape[nDims - 1 - j] = Number(ne);
-      if (ne > BigInt(Number.MAX_SAFE_INTEGER) || (elements > 0n && elements >= INT64_MAX)) {
-        throw new QuantLensError('OVERFLOW', `element count of ne[0..${j}] overflows int64`, { file, tensor: name, offset: c.pos - 8 });
-      }
-    }
-    const typeAt = c.pos;
-    const typeId = c.i32();
-    const dtype = dtypeFromGgmlId(typeId);
-    if (dtype === undefined) {
-      throw new QuantLensError('INVALID_DTYPE', `unknown ggml type id ${typeId}`, { file, tensor: name, offset: typeAt });
-    }
-    const { blockSize, bytesPerBlock } = DTYPES[dtype];
-    if (ne0 % BigInt(blockSize) !== 0n) {
-      throw new QuantLensError('INVALID_SHAPE', `row of ${ne0} elements is not a multiple of ${dtype}'s block size ${blockSize}`, {
-        file,
-        tensor: name,
-        offset: typeAt,
-      });
-    }
-    const bytes = (elements / BigInt(blockSize)) * BigInt(bytesPerBlock);
-    const offsetAt = c.pos;
-    const offset = c.u64();
-    if (bytes > BigInt(src.size) || offset > BigInt(src.size)) {
-      throw new QuantLensError(
-        'TRUNCATED',
-        `tensor data (${bytes} bytes at data offset ${offset}) cannot fit in the ${src.size}-byte file`,
-        { file, tensor: name, offset: offsetAt },
-      );
-    }
-    if (offset % BigInt(alignment) !== 0n) {
-      throw new QuantLensError('INVALID_OFFSETS', `data offset ${offset} is not a multiple of the alignment ${alignment}`, {
-        file,
-        tensor: name,
-        offset: offsetAt,
-      });
-    }
-    tensors.push({ name, dtype, shape, offset: Number(offset), byteOffset: 0, byteLength: Number(bytes) });
+    tensors.push(info);
   }
 
   const headerEnd = c.pos;
   const dataOffset = nTensors > 0n ? alignUp(headerEnd, alignment) : headerEnd;
   checkTensorPlacement(tensors, dataOffset, alignment, src.size, file, diagnostics);
   return { version, alignment, metadata, tensors, headerEnd, dataOffset, diagnostics };
+}
+
+/** Block size and bytes per block by ggml type id, so the tensor loop does no map lookups. */
+const GGML_TYPE_BY_ID: ReadonlyArray<{ dtype: DType; blockSize: number; bytesPerBlock: number } | undefined> = (() => {
+  const table: Array<{ dtype: DType; blockSize: number; bytesPerBlock: number } | undefined> = [];
+  for (let id = 0; id < 64; id++) {
+    const dtype = dtypeFromGgmlId(id);
+    if (dtype !== undefined) table[id] = { dtype, blockSize: DTYPES[dtype].blockSize, bytesPerBlock: DTYPES[dtype].bytesPerBlock };
+  }
+  return table;
+})();
+
+const TWO_POW_32 = 0x1_0000_0000;
+/** High word of an i64/u64 from which the value is beyond Number.MAX_SAFE_INTEGER. */
+const UNSAFE_HIGH_WORD = 0x20_0000;
+
+/**
+ * Parses one tensor info (name, n_dims, ne[], type, offset) from buffered bytes with number
+ * arithmetic checked against 2^53. When the record is not all buffered yet it consumes nothing
+ * and returns the byte count it needs. Checks follow gguf.cpp's order.
+ */
+function parseTensorInfo(c: GgufCursor, alignment: number, fileSize: number): GgufTensorInfo | number {
+  const file = c.file;
+  const at = c.pos;
+  if (!c.has(8)) return 8;
+  const nameBytes = c.peekU64Number(0);
+  checkStringLength(nameBytes, c, at, 'tensor name');
+  if (!c.has(8 + nameBytes + 4)) return 8 + nameBytes + 4;
+  const nDims = c.peekU32(8 + nameBytes);
+  if (nDims > GGUF_MAX_DIMS) {
+    throw new QuantLensError('LIMIT_EXCEEDED', `${nDims} dimensions exceed GGUF's limit of ${GGUF_MAX_DIMS}`, { file, offset: at + 8 + nameBytes });
+  }
+  const size = 8 + nameBytes + 4 + 8 * nDims + 4 + 8;
+  if (!c.has(size)) return size;
+
+  c.pos += 8;
+  const name = c.utf8(nameBytes);
+  if (name === undefined) throw new QuantLensError('INVALID_UTF8', 'tensor name is not valid UTF-8', { file, offset: at + 8 });
+  c.pos += 4;
+  const shape = new Array<number>(nDims);
+  let elements = 1;
+  for (let j = 0; j < nDims; j++) {
+    const lo = c.u32();
+    const hi = c.i32();
+    if (hi < 0) {
+      const ne = (BigInt(hi) << 32n) + BigInt(lo);
+      throw new QuantLensError('INVALID_SHAPE', `dimension ${j} has negative extent ${ne}`, { file, tensor: name, offset: c.pos - 8 });
+    }
+    if (hi >= UNSAFE_HIGH_WORD) {
+      throw new QuantLensError('OVERFLOW', `extent of dimension ${j} is beyond 2^53`, { file, tensor: name, offset: c.pos - 8 });
+    }
+    const ne = hi * TWO_POW_32 + lo;
+    shape[nDims - 1 - j] = ne;
+    elements *= ne;
+  }
+  if (elements > Number.MAX_SAFE_INTEGER) {
+    let exact = 1n;
+    for (const d of shape) exact *= BigInt(d);
+    const why = exact >= INT64_MAX ? 'overflows int64' : 'is beyond 2^53, more than any file holds';
+    throw new QuantLensError('OVERFLOW', `element count ${exact} ${why}`, { file, tensor: name, offset: c.pos });
+  }
+  const typeAt = c.pos;
+  const typeId = c.i32();
+  const type = typeId >= 0 ? GGML_TYPE_BY_ID[typeId] : undefined;
+  if (type === undefined) {
+    throw new QuantLensError('INVALID_DTYPE', `unknown ggml type id ${typeId}`, { file, tensor: name, offset: typeAt });
+  }
+  const rowLength = nDims === 0 ? 1 : shape[nDims - 1]!;
+  if (rowLength % type.blockSize !== 0) {
+    throw new QuantLensError('INVALID_SHAPE', `row of ${rowLength} elements is not a multiple of ${type.dtype}'s block size ${type.blockSize}`, {
+      file,
+      tensor: name,
+      offset: typeAt,
+    });
+  }
+  const byteLength = (elements / type.blockSize) * type.bytesPerBlock;
+  const offsetAt = c.pos;
+  const offLo = c.u32();
+  const offHi = c.u32();
+  const offset = offHi * TWO_POW_32 + offLo;
+  if (offHi >= UNSAFE_HIGH_WORD || byteLength > fileSize || offset > fileSize) {
+    throw new QuantLensError('TRUNCATED', `tensor data (${byteLength} bytes at data offset ${(BigInt(offHi) << 32n) + BigInt(offLo)}) cannot fit in the ${fileSize}-byte file`, {
+      file,
+      tensor: name,
+      offset: offsetAt,
+    });
+  }
+  if (offset % alignment !== 0) {
+    throw new QuantLensError('INVALID_OFFSETS', `data offset ${offset} is not a multiple of the alignment ${alignment}`, {
+      file,
+      tensor: name,
+      offset: offsetAt,
+    });
+  }
+  return { name, dtype: type.dtype, shape, file, byteOffset: 0, byteLength, encoding: 'raw', offset };
 }
 
 function alignUp(n: number, alignment: number): number {
@@ -212,7 +253,7 @@ async function readName(c: GgufCursor, what: string): Promise<string> {
   if (!c.has(8)) await c.need(8);
   const at = c.pos;
   const len = c.u64();
-  checkStringLength(len, c, at, what);
+  checkStringLength(Number(len), c, at, what);
   const n = Number(len);
   if (!c.has(n)) await c.need(n);
   const s = c.utf8(n);
@@ -220,14 +261,15 @@ async function readName(c: GgufCursor, what: string): Promise<string> {
   return s;
 }
 
-function checkStringLength(len: bigint, c: GgufCursor, at: number, what: string): void {
-  if (len > BigInt(GGUF_MAX_STRING_BYTES)) {
+/** `len` may be a u64 read as an inexact number: beyond 2^53 it fails the caps all the same. */
+function checkStringLength(len: number, c: GgufCursor, at: number, what: string): void {
+  if (len > GGUF_MAX_STRING_BYTES) {
     throw new QuantLensError('LIMIT_EXCEEDED', `${what} length ${len} exceeds the limit of ${GGUF_MAX_STRING_BYTES} bytes`, {
       file: c.file,
       offset: at,
     });
   }
-  if (len > BigInt(c.remaining)) {
+  if (len > c.remaining) {
     throw new QuantLensError('TRUNCATED', `${what} of ${len} bytes runs past the end of the file`, { file: c.file, offset: at });
   }
 }
@@ -237,7 +279,7 @@ async function readStringValue(c: GgufCursor, key: string, diagnostics: Diagnost
   if (!c.has(8)) await c.need(8);
   const at = c.pos;
   const len = c.u64();
-  checkStringLength(len, c, at, 'string');
+  checkStringLength(Number(len), c, at, 'string');
   const n = Number(len);
   if (!c.has(n)) await c.need(n);
   const s = c.utf8(n);
@@ -436,22 +478,12 @@ function metaNumber(metadata: Record<string, MetadataValue>, key: string): numbe
 async function readOne(path: string, files: FileAccess, options: ReadOptions): Promise<GgufHeader> {
   const src = await files.open(path);
   try {
-    return await readGgufHeader(src, options);
+    const h = await readGgufHeader(src, options);
+    if (src.name !== path) for (const t of h.tensors) t.file = path;
+    return h;
   } finally {
     await src.close();
   }
-}
-
-function toTensorInfos(h: GgufHeader, file: string): TensorInfo[] {
-  return h.tensors.map((t) => ({
-    name: t.name,
-    dtype: t.dtype,
-    shape: t.shape,
-    file,
-    byteOffset: t.byteOffset,
-    byteLength: t.byteLength,
-    encoding: 'raw' as const,
-  }));
 }
 
 /**
@@ -464,7 +496,7 @@ export async function readGguf(path: string, files: FileAccess, options: ReadOpt
   const count = metaNumber(first.metadata, 'split.count');
   const match = SPLIT_NAME.exec(basename(path));
   if (count === undefined || count <= 1) {
-    return { format: 'gguf', files: [path], metadata: first.metadata, tensors: toTensorInfos(first, path), diagnostics: first.diagnostics };
+    return { format: 'gguf', files: [path], metadata: first.metadata, tensors: first.tensors, diagnostics: first.diagnostics };
   }
   if (match === null || Number(match[3]) !== count) {
     const diagnostics = [
@@ -476,7 +508,7 @@ export async function readGguf(path: string, files: FileAccess, options: ReadOpt
         file: path,
       },
     ];
-    return { format: 'gguf', files: [path], metadata: first.metadata, tensors: toTensorInfos(first, path), diagnostics };
+    return { format: 'gguf', files: [path], metadata: first.metadata, tensors: first.tensors, diagnostics };
   }
   if (count > MAX_SHARDS) {
     throw new QuantLensError('LIMIT_EXCEEDED', `split.count ${count} exceeds the limit of ${MAX_SHARDS} shards`, { file: path });
@@ -513,7 +545,7 @@ export async function readGguf(path: string, files: FileAccess, options: ReadOpt
     if (c !== count) {
       throw new QuantLensError('INVALID_HEADER', `split.count is ${c ?? 'missing'}, the first shard says ${count}`, { file: p });
     }
-    for (const t of toTensorInfos(h, p)) {
+    for (const t of h.tensors) {
       const other = seen.get(t.name);
       if (other !== undefined) throw new QuantLensError('DUPLICATE_NAME', `tensor is in both ${other} and ${p}`, { file: p, tensor: t.name });
       seen.set(t.name, p);
@@ -550,50 +582,6 @@ export const ggufReader: CheckpointReader = {
  */
 const CURSOR_FIRST_CHUNK_BYTES = 64 << 10;
 const CURSOR_MAX_CHUNK_BYTES = 1 << 20;
-/** Strings up to this length skip TextDecoder, whose per-call cost dominates for names and tokens. */
-const SHORT_STRING_BYTES = 256;
-const codeUnits = new Uint16Array(SHORT_STRING_BYTES);
-
-/**
- * Strict UTF-8 (RFC 3629: no overlongs, no surrogates, ≤ U+10FFFF) for short strings; undefined
- * when invalid. Same answers as TextDecoder({fatal: true}), measured several times faster on tokens.
- */
-function decodeShortUtf8(b: Uint8Array, start: number, end: number): string | undefined {
-  let n = 0;
-  let i = start;
-  while (i < end) {
-    const c = b[i]!;
-    if (c < 0x80) {
-      codeUnits[n++] = c;
-      i++;
-      continue;
-    }
-    let cp: number;
-    let extra: number;
-    let min: number;
-    if (c >= 0xc2 && c <= 0xdf) { cp = c & 0x1f; extra = 1; min = 0x80; }
-    else if (c >= 0xe0 && c <= 0xef) { cp = c & 0x0f; extra = 2; min = 0x800; }
-    else if (c >= 0xf0 && c <= 0xf4) { cp = c & 0x07; extra = 3; min = 0x10000; }
-    else return undefined;
-    if (i + extra >= end) return undefined;
-    for (let k = 1; k <= extra; k++) {
-      const d = b[i + k]!;
-      if ((d & 0xc0) !== 0x80) return undefined;
-      cp = (cp << 6) | (d & 0x3f);
-    }
-    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return undefined;
-    i += extra + 1;
-    if (cp >= 0x10000) {
-      cp -= 0x10000;
-      codeUnits[n++] = 0xd800 | (cp >> 10);
-      codeUnits[n++] = 0xdc00 | (cp & 0x3ff);
-    } else {
-      codeUnits[n++] = cp;
-    }
-  }
-  return String.fromCharCode.apply(null, codeUnits.subarray(0, n) as unknown as number[]);
-}
-
 const utf8Strict = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 const utf8Lossy = new TextDecoder('utf-8', { ignoreBOM: true });
 
@@ -607,8 +595,8 @@ class GgufCursor {
   pos = 0;
   /** Byte length of the last string read. */
   lastStringBytes = 0;
-  private buf = new Uint8Array(0);
-  private view = new DataView(this.buf.buffer);
+  private buf = Buffer.alloc(0);
+  private view = new DataView(this.buf.buffer, this.buf.byteOffset, this.buf.length);
   private bufStart = 0;
   private bufLength = 0;
   private chunk = CURSOR_FIRST_CHUNK_BYTES / 2;
@@ -643,8 +631,8 @@ class GgufCursor {
     this.chunk = Math.min(this.chunk * 2, CURSOR_MAX_CHUNK_BYTES);
     const length = Math.min(this.remaining, Math.max(this.chunk, n));
     if (this.buf.length < length) {
-      this.buf = new Uint8Array(length);
-      this.view = new DataView(this.buf.buffer);
+      this.buf = Buffer.alloc(length);
+      this.view = new DataView(this.buf.buffer, this.buf.byteOffset, this.buf.length);
     }
     await readInto(this.src, this.pos, this.buf.subarray(0, length));
     this.bufStart = this.pos;
@@ -667,6 +655,12 @@ class GgufCursor {
   f64(): number { return this.view.getFloat64(this.take(8), true); }
   u64(): bigint { return this.view.getBigUint64(this.take(8), true); }
   peekU64(): bigint { return this.view.getBigUint64(this.pos - this.bufStart, true); }
+  /** u64 at `pos + rel` as a number (inexact beyond 2^53, which every caller treats as too large). */
+  peekU64Number(rel: number): number {
+    const at = this.pos - this.bufStart + rel;
+    return this.view.getUint32(at + 4, true) * 0x1_0000_0000 + this.view.getUint32(at, true);
+  }
+  peekU32(rel: number): number { return this.view.getUint32(this.pos - this.bufStart + rel, true); }
 
   /** Appends `count` buffered fixed-size numbers of GGUF value type `type` (not bool, string or array). */
   readRun(type: number, count: number, into: Array<number | bigint>): void {
@@ -691,7 +685,9 @@ class GgufCursor {
   utf8(n: number): string | undefined {
     this.lastStringBytes = n;
     const start = this.take(n);
-    if (n <= SHORT_STRING_BYTES) return decodeShortUtf8(this.buf, start, start + n);
+    // Buffer's decoder is the fastest per call; it replaces bad sequences with U+FFFD, so only then check strictly
+    const s = this.buf.toString('utf8', start, start + n);
+    if (s.indexOf('\ufffd') === -1) return s;
     try {
       return utf8Strict.decode(this.buf.subarray(start, start + n));
     } catch {
