@@ -9,3 +9,4 @@ export * from './dequant';
 export * from './decode';
 export * from './stats';
 export * from './histogram';
+export * from './rtn';
