@@ -69,3 +69,7 @@ export const ONNX_MAX_DECODED_LIST_BYTES = 1 << 20;
 export const ONNX_MAX_EXTERNAL_FILES = 10_000;
 /** Histogram bins a caller may ask for (CWE-770: a bin count that would allocate gigabytes of counters). */
 export const MAX_HISTOGRAM_BINS = 1 << 16;
+/** Entries of a legacy imatrix .dat file (CWE-770: an entry count of 2^31 driving the read loop). */
+export const IMATRIX_MAX_ENTRIES = 1 << 20;
+/** Tensor or dataset name length in an imatrix .dat file (CWE-770). */
+export const IMATRIX_MAX_NAME_BYTES = 1 << 16;
