@@ -8,6 +8,7 @@ import type { CheckpointReader, FileAccess, ReadOptions } from './types';
 const READERS: ReadonlyArray<() => Promise<CheckpointReader>> = [
   async () => (await import('./safetensors')).safetensorsReader,
   async () => (await import('./gguf')).ggufReader,
+  async () => (await import('./onnx')).onnxReader,
   async () => (await import('./pytorch')).pytorchReader,
 ];
 
