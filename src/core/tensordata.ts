@@ -40,8 +40,10 @@ export async function readTensorBytes(model: ModelInfo, tensor: TensorInfo, file
       return copyInto(await gatherStridedView(tensor, (offset, length) => readBytes(offset, length)), into);
     }
     case 'onnx-typed-field':
-    case 'onnx-attribute':
-      throw new QuantLensError('UNSUPPORTED', `reading ${tensor.encoding} tensors is not available yet`, { tensor: tensor.name, file: tensor.file });
+    case 'onnx-attribute': {
+      const { decodeOnnxFieldValues } = await import('./readers/onnx');
+      return copyInto(decodeOnnxFieldValues(tensor, await readBytes(tensor.byteOffset, tensor.byteLength)), into);
+    }
   }
 }
 
