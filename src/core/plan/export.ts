@@ -5,7 +5,7 @@
 import { QuantLensError } from '../errors';
 import { describeTensor } from '../names';
 import { ftypeForType } from '../quantize/llama-presets';
-import { parseRtnScheme } from '../sensitivity/formats';
+import { parseScheme } from '../quant/scheme';
 import type { Plan } from './plan';
 
 /** The plan JSON: `{ budget, assignment, bitsPerWeight, bytes, estimatedError, gap, frontier, … }`. */
@@ -137,25 +137,22 @@ function moduleName(name: string): string {
   return name.endsWith('.weight') ? name.slice(0, -'.weight'.length) : name;
 }
 
-function weightsArgs(scheme: string): { args: Record<string, unknown>; format: string } {
-  const s = parseRtnScheme(scheme);
-  if (!s) throw new QuantLensError('USAGE', `${scheme} is not a scheme name`);
+function weightsArgs(name: string): { args: Record<string, unknown>; format: string } {
+  const s = parseScheme(name);
   if (s.kind === 'nf4') {
-    throw new QuantLensError('UNSUPPORTED', `${scheme}: compressed-tensors has no NF4 form (NF4 is written in the bitsandbytes layout); plan without nf4 to export compressed-tensors`);
+    throw new QuantLensError('UNSUPPORTED', `${name}: compressed-tensors has no NF4 form (NF4 is written in the bitsandbytes layout); plan without nf4 to export compressed-tensors`);
   }
-  const strategy = s.group === -1 ? 'tensor' : s.group === 0 ? 'channel' : 'group';
   const args: Record<string, unknown> = {
-    num_bits: s.bits,
+    num_bits: s.kind === 'int' ? s.bits : 8,
     type: s.kind === 'fp8' ? 'float' : 'int',
-    symmetric: s.symmetric,
-    strategy,
-    group_size: s.group > 0 ? s.group : null,
+    symmetric: s.kind === 'fp8' || s.symmetric,
+    strategy: s.granularity.kind,
+    group_size: s.granularity.kind === 'group' ? s.granularity.size : null,
     dynamic: false,
     actorder: null,
     observer: s.mse ? 'mse' : 'minmax',
   };
-  const format = s.kind === 'fp8' ? 'float-quantized' : 'pack-quantized';
-  return { args, format };
+  return { args, format: s.kind === 'fp8' ? 'float-quantized' : 'pack-quantized' };
 }
 
 /**

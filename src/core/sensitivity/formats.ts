@@ -6,49 +6,25 @@
 import { DTYPES, type DType } from '../dtypes';
 import { QuantLensError } from '../errors';
 import { isGgufQuantType, type GgufQuantType } from '../quant/ggml-quantize';
+import { formatScheme, parseScheme, type QuantScheme } from '../quant/scheme';
 
 export type QuantTarget = 'gguf' | 'safetensors';
 
-/** An RTN scheme of the grammar `int<b>-t|ch|g<N>-sym|asym`, `nf4-g<N>[-dq]`, `fp8-e4m3|e5m2-t|ch` (each optionally `-mse`). */
-export interface RtnSchemeShape {
-  kind: 'int' | 'nf4' | 'fp8';
-  bits: number;
-  /** Elements sharing one scale along a row: 0 = the whole row (per channel), -1 = the whole tensor. */
-  group: number;
-  symmetric: boolean;
-  fp8?: 'e4m3' | 'e5m2';
-  doubleQuant: boolean;
-  mse: boolean;
-}
-
 export type QuantFormat =
   | { name: GgufQuantType; target: 'gguf'; blockSize: number; bytesPerBlock: number }
-  | { name: string; target: 'safetensors'; scheme: RtnSchemeShape };
+  | { name: string; target: 'safetensors'; scheme: QuantScheme };
 
 /** Candidates of a default GGUF sweep; `GGUF_FALLBACK_CANDIDATES` join them for rows that do not fit 256. */
 export const GGUF_DEFAULT_CANDIDATES: readonly GgufQuantType[] = ['Q8_0', 'Q6_K', 'Q5_K', 'Q4_K', 'Q3_K', 'Q2_K', 'IQ4_XS'];
 export const GGUF_FALLBACK_CANDIDATES: readonly GgufQuantType[] = ['Q5_0', 'Q4_0'];
 export const SAFETENSORS_DEFAULT_CANDIDATES: readonly string[] = ['int8-ch-sym', 'int4-g128-sym', 'int4-g128-asym', 'fp8-e4m3-ch', 'nf4-g64'];
 
-/** Bytes a scale or zero point takes beside the packed values (compressed-tensors stores scales in the model's 16-bit dtype). */
-const SCALE_BYTES = 2;
+/** Bytes of one scale: int schemes store them in the model's 16-bit dtype (compressed-tensors), FP8 in f32 (scheme.ts). */
+const INT_SCALE_BYTES = 2;
+const FP8_SCALE_BYTES = 4;
 /** bitsandbytes stores NF4 absmax in f32, or as u8 with an f32 per 256 absmax values when double-quantized. */
 const NF4_ABSMAX_BYTES = 4;
 const NF4_DQ_BLOCK = 256;
-
-const SCHEME = /^(?:int([2-8])-(t|ch|g(\d+))-(sym|asym)|nf4-g(\d+)(-dq)?|fp8-(e4m3|e5m2)-(t|ch))(-mse)?$/;
-
-/** Parses a scheme name; null when it is not of the grammar. */
-export function parseRtnScheme(name: string): RtnSchemeShape | null {
-  const m = SCHEME.exec(name);
-  if (!m) return null;
-  const mse = m[9] !== undefined;
-  if (Number(m[3] ?? 1) <= 0 || Number(m[5] ?? 1) <= 0) return null;
-  const granularity = (g: string | undefined, size: string | undefined) => (g === 't' ? -1 : g === 'ch' ? 0 : Number(size));
-  if (m[1]) return { kind: 'int', bits: Number(m[1]), group: granularity(m[2], m[3]), symmetric: m[4] === 'sym', doubleQuant: false, mse };
-  if (m[5]) return { kind: 'nf4', bits: 4, group: Number(m[5]), symmetric: true, doubleQuant: m[6] !== undefined, mse };
-  return { kind: 'fp8', bits: 8, group: granularity(m[8], undefined), symmetric: true, fp8: m[7] as 'e4m3' | 'e5m2', doubleQuant: false, mse };
-}
 
 /** The format named `name` for `target`; throws a USAGE error naming the valid forms otherwise. */
 export function quantFormat(name: string, target: QuantTarget): QuantFormat {
@@ -57,9 +33,8 @@ export function quantFormat(name: string, target: QuantTarget): QuantFormat {
     if (isGgufQuantType(upper)) return { name: upper, target, blockSize: DTYPES[upper].blockSize, bytesPerBlock: DTYPES[upper].bytesPerBlock };
     throw new QuantLensError('USAGE', `${name} is not a GGUF type QuantLens quantizes (e.g. Q8_0, Q6_K, Q5_K, Q4_K, Q3_K, Q2_K, IQ4_XS, Q5_0, Q4_0)`);
   }
-  const scheme = parseRtnScheme(name);
-  if (scheme) return { name, target, scheme };
-  throw new QuantLensError('USAGE', `${name} is not a scheme name (int<b>-t|ch|g<N>-sym|asym, nf4-g<N>[-dq], fp8-e4m3|e5m2-t|ch, optionally -mse)`);
+  const scheme = parseScheme(name);
+  return { name: formatScheme(scheme), target, scheme };
 }
 
 /** The candidate formats of a target, in the order results list them. */
@@ -71,7 +46,9 @@ export function defaultFormats(target: QuantTarget): QuantFormat[] {
 /** Elements along a row that must divide the row length (1 when any length works). */
 export function rowMultiple(f: QuantFormat): number {
   if (f.target === 'gguf') return f.blockSize;
-  return f.scheme.group > 0 ? f.scheme.group : 1;
+  const s = f.scheme;
+  if (s.kind === 'nf4') return s.blockSize;
+  return s.granularity.kind === 'group' ? s.granularity.size : 1;
 }
 
 /** Can `f` store a tensor of this shape? Quantized tensors need ≥ 2 dims and rows that are whole blocks or groups. */
@@ -87,13 +64,15 @@ export function formatBytes(f: QuantFormat, rows: number, cols: number): number 
   const s = f.scheme;
   const n = rows * cols;
   if (s.kind === 'nf4') {
-    const blocks = n / s.group;
+    const blocks = n / s.blockSize;
     const absmax = s.doubleQuant ? blocks + Math.ceil(blocks / NF4_DQ_BLOCK) * NF4_ABSMAX_BYTES : blocks * NF4_ABSMAX_BYTES;
     return n / 2 + absmax;
   }
-  const scales = s.group === -1 ? 1 : s.group === 0 ? rows : rows * (cols / s.group);
-  const zeroPoints = s.symmetric ? 0 : Math.ceil((scales * s.bits) / 8);
-  return Math.ceil((n * s.bits) / 8) + scales * SCALE_BYTES + zeroPoints;
+  const g = s.granularity;
+  const scales = g.kind === 'tensor' ? 1 : g.kind === 'channel' ? rows : rows * (cols / g.size);
+  const bits = s.kind === 'int' ? s.bits : 8;
+  const zeroPoints = s.kind === 'int' && !s.symmetric ? Math.ceil((scales * bits) / 8) : 0;
+  return Math.ceil((n * bits) / 8) + scales * (s.kind === 'fp8' ? FP8_SCALE_BYTES : INT_SCALE_BYTES) + zeroPoints;
 }
 
 /** Nominal bits per weight of a format on a long row (block or group overhead included). */
