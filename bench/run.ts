@@ -1,8 +1,12 @@
 // `npm run bench`: every benchmark, each printing its figures next to a peer measured in the same run.
+import { benchDequant } from './dequant';
 import { benchInspect } from './inspect';
+import { benchRtn } from './rtn';
 
 const BENCHES: Record<string, () => Promise<void>> = {
   inspect: benchInspect,
+  dequant: benchDequant,
+  rtn: benchRtn,
 };
 
 async function main(): Promise<void> {
