@@ -24,7 +24,7 @@ function run(cmd, argv) {
   return r.status ?? 1;
 }
 
-let status = run(process.execPath, [join(root, 'scripts/build.mjs')]);
+let status = run(process.execPath, [join(root, 'scripts/lint.mjs')]) || run(process.execPath, [join(root, 'scripts/build.mjs')]);
 if (status !== 0) process.exit(status);
 
 if (only !== 'e2e') {
