@@ -531,7 +531,7 @@ export const safetensorsReader: CheckpointReader = {
   async read(path: string, files: FileAccess, options: ReadOptions = {}): Promise<ModelInfo> {
     throwIfAborted(options.signal);
     if (await files.isDirectory(path)) return readFolder(path, files, options);
-    if (path.toLowerCase().endsWith('.index.json')) return readSafetensorsIndex(path, files, options);
+    if (path.toLowerCase().endsWith(INDEX_SUFFIX)) return readSafetensorsIndex(path, files, options);
     const h = await readSingle(path, files);
     return { format: 'safetensors', files: [path], metadata: h.metadata, tensors: h.tensors, diagnostics: h.diagnostics };
   },
