@@ -24,3 +24,24 @@ for (const type of GGUF_QUANT_TYPES) {
     });
   }
 }
+
+test('kernel equals libggml on every golden vector', { skip: !available && 'ggml-golden missing' }, async (t) => {
+  const { instantiateKernel } = await import('../../src/kernel/wasm');
+  const { quantizeWithKernel } = await import('../../src/kernel/quantize');
+  const kernel = instantiateKernel();
+  for (const type of GGUF_QUANT_TYPES) {
+    for (const imat of [false, true]) {
+      await t.test(`kernel ${type}${imat ? ' with imatrix' : ''}`, () => {
+        const failures: string[] = [];
+        for (const c of cases) {
+          const expected = goldenBlocks(c, type, imat);
+          if (!expected) continue;
+          const actual = quantizeWithKernel(kernel, type, c.w, c.rows, c.cols, imat ? c.imatrix : undefined);
+          const m = blockMismatch(actual, expected, DTYPES[type].bytesPerBlock);
+          if (m) failures.push(`${c.name} ${type}${imat ? '.imat' : ''}: ${m}`);
+        }
+        assert.equal(failures.length, 0, failures.join('\n'));
+      });
+    }
+  }
+});

@@ -10,3 +10,4 @@ export * from './decode';
 export * from './stats';
 export * from './histogram';
 export * from './rtn';
+export * from './quant_ggml';
