@@ -149,6 +149,12 @@ describe('GGUF: valid files', () => {
     assert.deepEqual(h.diagnostics.map((d) => d.code), ['NAME_TOO_LONG']);
   });
 
+  test('an aborted signal cancels the read', async () => {
+    const ac = new AbortController();
+    ac.abort();
+    await rejectsWith(readGgufHeader(new MemoryByteSource(buildGguf({ tensors: two() }), 'x.gguf'), { signal: ac.signal }), 'CANCELLED');
+  });
+
   test('reading reads the header, not the tensor data', async () => {
     const bytes = buildGguf({ tensors: [{ name: 'big', ne: [1024, 1024], type: F32 }] });
     let readBytes = 0;

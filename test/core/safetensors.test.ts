@@ -218,6 +218,13 @@ describe('safetensors: sharded checkpoints', () => {
     assert.deepEqual(m.diagnostics.map((d) => d.code), ['NO_INDEX']);
   });
 
+  test('an aborted signal cancels the read', async () => {
+    const dir = await shardSet({ weight_map: goodMap }, { 'm-1.safetensors': shardA(), 'm-2.safetensors': shardB() });
+    const ac = new AbortController();
+    ac.abort();
+    await rejectsWith(safetensorsReader.read(dir, nodeFileAccess, { signal: ac.signal }), 'CANCELLED');
+  });
+
   test('sniff claims safetensors names and heads, not others', () => {
     const head = safetensorsBytes([t('a', 'F32', [1])]).subarray(0, 64);
     assert.ok(safetensorsReader.sniff('/x/model.bin', head));
