@@ -1,8 +1,8 @@
 /**
- * Every message that crosses a process or frame boundary: webview ↔ extension and worker ↔ host.
- * One interface per message; each protocol side is a map `{ requests, events }` for RpcEndpoint
- * (rpc.ts). Plain data only: these values are structured-cloned or JSON-serialised, so 64-bit
- * integers travel as strings and NaN/±∞ as null.
+ * The messages between the extension and its webviews. One interface per message; each protocol
+ * side is a map `{ requests, events }` for RpcEndpoint (rpc.ts). Plain data only: webview messages
+ * are JSON-serialised, so NaN/±∞ travel as null. The worker ↔ host jobs, which speak the same
+ * RpcEndpoint, are in src/kernel/jobs.ts (next to the kernel types they carry).
  */
 import type { ErrorPayload } from './rpc';
 
@@ -260,52 +260,5 @@ export interface InspectorHostSide {
     statsUpdate: StatsUpdateEvent;
     analyzeProgress: AnalyzeProgressEvent;
     revealTensor: RevealTensorEvent;
-  };
-}
-
-// ---------------------------------------------------------------------------------------------
-// Host → worker and back (kernel jobs)
-
-/** Where a tensor's bytes are and how to read them (a TensorInfo without host-only fields). */
-export interface TensorLocation {
-  name: string;
-  dtype: string;
-  shape: number[];
-  file: string;
-  byteOffset: number;
-  byteLength: number;
-  encoding: 'raw' | 'onnx-typed-field' | 'onnx-attribute' | 'pytorch-view';
-  strides?: number[];
-  fieldWire?: string;
-}
-
-/** Asks a worker for one tensor's statistics and histogram. */
-export interface StatsJobRequest {
-  /** Chosen by the host, echoed in this job's progress events. */
-  job: number;
-  tensor: TensorLocation;
-  bins: number;
-}
-
-/** Progress of a long job, in bytes of tensor data processed. */
-export interface JobProgressEvent {
-  job: number;
-  bytesDone: number;
-  bytesTotal: number;
-}
-
-/** What the host sends to a worker. */
-export interface WorkerHostSide {
-  requests: {
-    stats: { request: StatsJobRequest; reply: TensorStats };
-  };
-  events: Record<never, never>;
-}
-
-/** What a worker sends to the host. */
-export interface WorkerSide {
-  requests: Record<never, never>;
-  events: {
-    progress: JobProgressEvent;
   };
 }

@@ -4,7 +4,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { openModel } from '../../src/core/readers';
@@ -31,7 +31,6 @@ test('inspector: packaged extension opens safetensors, GGUF, ONNX and PyTorch, a
   const out = outputDir('inspector');
   let wb: Workbench | undefined;
   try {
-    const { mkdirSync } = await import('node:fs');
     mkdirSync(workspace);
     const expected = new Map<string, number>();
     for (const rel of MODELS) {
@@ -40,6 +39,8 @@ test('inspector: packaged extension opens safetensors, GGUF, ONNX and PyTorch, a
       copyFileSync(src, dst);
       expected.set(basename(rel), (await openModel(dst)).tensors.length);
     }
+    // config.json beside the safetensors file: its keys show in the overview
+    copyFileSync(join(sharedModels, 'stories260K/hf/config.json'), join(workspace, 'config.json'));
     // a safetensors file cut inside its header: must show the typed error, never a blank webview
     const header = readFileSync(join(sharedModels, MODELS[0])).subarray(0, 200);
     writeFileSync(join(workspace, 'truncated.safetensors'), header);
