@@ -140,9 +140,11 @@ class OnnxEncoder {
     if (attr.s !== undefined) o.at(AttributeField.s).bytes(AttributeField.s, attr.s);
     if (attr.t !== undefined) o.at(AttributeField.t).message(AttributeField.t, this.tensor(attr.t));
     if (attr.g !== undefined) o.at(AttributeField.g).message(AttributeField.g, this.graph(attr.g));
-    // onnx.proto (proto2) declares floats/ints unpacked; write them the way onnx does.
-    for (const v of attr.floats ?? []) o.at(AttributeField.floats).float(AttributeField.floats, v);
-    for (const v of attr.ints ?? []) o.at(AttributeField.ints).varint(AttributeField.ints, v);
+    // onnx.proto (proto2) declares floats/ints unpacked; write them the way onnx does unless they were read packed.
+    if (attr.floats && attr.packedLists) o.at(AttributeField.floats).packedFloats(AttributeField.floats, attr.floats);
+    else for (const v of attr.floats ?? []) o.at(AttributeField.floats).float(AttributeField.floats, v);
+    if (attr.ints && attr.packedLists) o.at(AttributeField.ints).packedVarints(AttributeField.ints, attr.ints);
+    else for (const v of attr.ints ?? []) o.at(AttributeField.ints).varint(AttributeField.ints, v);
     for (const v of attr.strings ?? []) o.at(AttributeField.strings).bytes(AttributeField.strings, v);
     for (const t of attr.tensors ?? []) o.at(AttributeField.tensors).message(AttributeField.tensors, this.tensor(t));
     for (const g of attr.graphs ?? []) o.at(AttributeField.graphs).message(AttributeField.graphs, this.graph(g));

@@ -116,6 +116,8 @@ export interface OnnxAttribute {
   graphs?: OnnxGraph[];
   /** For f, i, floats, ints read from a file: where the values are (absent when split over several runs). */
   valueLocation?: OnnxAttributeValueLocation;
+  /** floats/ints were written packed in the file (onnx writes them unpacked); the encoder keeps the form. */
+  packedLists?: boolean;
   /** Fields not modelled (doc_string, ref_attr_name, sparse tensors, type protos, large lists), copied verbatim. */
   extraFields: ExtraField[];
 }
@@ -419,6 +421,7 @@ class Decoder {
       [ints, 'ints'],
     ] as const) {
       if (!list.seen) continue;
+      if (list.packed) attr.packedLists = true;
       if (list.decoded) {
         if (key === 'floats') attr.floats = list.values.map((v) => asFloat32(v));
         else attr.ints = list.values.map((v) => asInt64(v));
@@ -580,6 +583,11 @@ class ListCollector {
   readonly fieldRanges: ExtraField[] = [];
   private bytes = 0;
   private packedRanges = 0;
+
+  get packed(): boolean {
+    return this.packedRanges > 0;
+  }
+
   private count = 0;
   private run: ByteRange | undefined;
   private runs = 0;
