@@ -20,6 +20,8 @@ import { decodeToF32InKernel, type KernelInstance } from './wasm';
 
 /** Bytes of values held in kernel memory at once per worker (f32 values, or the wide types' own), by default. */
 const CHUNK_VALUE_BYTES = 32 << 20;
+/** Bytes read per chunk for code counting, by default (two such buffers are in flight). */
+const CODE_CHUNK_BYTES = 8 << 20;
 /** u32 code counters are added into f64 totals before this many elements could overflow one. */
 const CODE_FLUSH_ELEMENTS = 2 ** 31;
 
@@ -185,8 +187,15 @@ async function codeTableStats(job: StatsJob, dtype: CodeDType, reader: InputRead
   const count = codes === 65536 ? kernel.exports.countCodes16! : kernel.exports.countCodes8!;
   // two interleaved u32 tables (see countCodes16)
   const table = arena.take(2 * codes * 4);
-  const chunkElements = Math.floor((job.chunkBytes ?? CHUNK_VALUE_BYTES) / width);
-  const buffer = arena.take(Math.min(job.count, chunkElements) * width);
+  const chunkElements = Math.floor((job.chunkBytes ?? CODE_CHUNK_BYTES) / width);
+  // two buffers: the next chunk's read (on libuv's threads) overlaps counting the current one
+  const inBuffer = Math.min(job.count, chunkElements) * width;
+  const buffers = [arena.take(inBuffer), job.count > chunkElements ? arena.take(inBuffer) : 0];
+  const readChunk = (c: number): Promise<void> => {
+    const start = c * chunkElements;
+    return reader.read(start * width, Math.min(chunkElements, job.count - start) * width, buffers[c & 1]!, job.name);
+  };
+  const chunks = Math.ceil(job.count / chunkElements);
   const totals = new Float64Array(codes);
   const flush = (): void => {
     const t = new Uint32Array(kernel.memory.buffer, table, 2 * codes);
@@ -195,17 +204,24 @@ async function codeTableStats(job: StatsJob, dtype: CodeDType, reader: InputRead
   };
   new Uint32Array(kernel.memory.buffer, table, 2 * codes).fill(0);
   let unflushed = 0;
-  for (let start = 0; start < job.count; start += chunkElements) {
-    throwIfAborted(ctx.signal);
-    const n = Math.min(chunkElements, job.count - start);
-    if (unflushed + n > CODE_FLUSH_ELEMENTS) {
-      flush();
-      unflushed = 0;
+  let pending: Promise<void> | undefined = chunks > 0 ? readChunk(0) : undefined;
+  try {
+    for (let c = 0; c < chunks; c++) {
+      await pending;
+      pending = c + 1 < chunks ? readChunk(c + 1) : undefined;
+      throwIfAborted(ctx.signal);
+      const n = Math.min(chunkElements, job.count - c * chunkElements);
+      if (unflushed + n > CODE_FLUSH_ELEMENTS) {
+        flush();
+        unflushed = 0;
+      }
+      count(buffers[c & 1]!, n, table);
+      unflushed += n;
+      ctx.progress((c * chunkElements + n) * width, reader.length);
     }
-    await reader.read(start * width, n * width, buffer, job.name);
-    count(buffer, n, table);
-    unflushed += n;
-    ctx.progress((start + n) * width, reader.length);
+  } finally {
+    // never leave a read writing into memory the next job may use
+    await pending?.catch(() => undefined);
   }
   flush();
   return statsFromCodeTable(dtype, totals, job.bins);

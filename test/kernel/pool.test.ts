@@ -41,7 +41,7 @@ test('workers start on first use, read files by path, and give the twin\'s numbe
     assert.equal(progress[progress.length - 1], 1);
     assert.ok(progress.every((p, i) => i === 0 || p >= progress[i - 1]!), 'progress only grows');
     const bytes = new Uint8Array(v.buffer.slice(0));
-    const fromBytes = await pool.run('stats', { name: 'v', dtype: 'F32', count: v.length, input: { bytes }, bins: 64 }, { transfer: [bytes.buffer] });
+    const fromBytes = await pool.run('stats', { name: 'v', dtype: 'F32', count: v.length, input: { bytes }, bins: 64 }, { transfer: [bytes.buffer as ArrayBuffer] });
     assert.deepStrictEqual(fromBytes, fromFile);
     assert.equal(bytes.byteLength, 0, 'the bytes were transferred, not copied');
     // two at once use two workers

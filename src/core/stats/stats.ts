@@ -275,27 +275,40 @@ export function countCodes(dtype: CodeDType, bytes: Uint8Array, table: Float64Ar
   }
 }
 
+const codeValueTables = new Map<CodeDType, Float32Array>();
+
+/** The value of every code of `dtype`, computed once. */
+function codeValues(dtype: CodeDType): Float32Array {
+  let values = codeValueTables.get(dtype);
+  if (!values) {
+    values = new Float32Array(codeCount(dtype));
+    for (let code = 0; code < values.length; code++) values[code] = codeValue(dtype, code);
+    codeValueTables.set(dtype, values);
+  }
+  return values;
+}
+
 /**
  * Statistics from a code table. Codes are visited in increasing code order, each finite code with
  * count c contributing c·v to the sum, c·d² and c·(d²·d²) to the moments, c to its bin.
  */
 export function statsFromCodeTable(dtype: CodeDType, table: ArrayLike<number>, bins = DEFAULT_HISTOGRAM_BINS): TensorStats {
-  const values: number[] = [];
-  const counts: number[] = [];
+  const valueOf = codeValues(dtype);
+  const used = new Int32Array(valueOf.length);
+  let nUsed = 0;
   let count = 0;
   let finite = 0;
   let zeros = 0;
   let min = Infinity;
   let max = -Infinity;
   let sum = 0;
-  for (let code = 0; code < table.length; code++) {
+  for (let code = 0; code < valueOf.length; code++) {
     const c = table[code]!;
     if (c === 0) continue;
     count += c;
-    const v = codeValue(dtype, code);
+    const v = valueOf[code]!;
     if (!Number.isFinite(v)) continue;
-    values.push(v);
-    counts.push(c);
+    used[nUsed++] = code;
     finite += c;
     if (v === 0) zeros += c;
     min = Math.min(min, v);
@@ -306,11 +319,13 @@ export function statsFromCodeTable(dtype: CodeDType, table: ArrayLike<number>, b
   const mean = sum / finite;
   let m2 = 0;
   let m4 = 0;
-  for (let j = 0; j < values.length; j++) {
-    const d = values[j]! - mean;
+  for (let j = 0; j < nUsed; j++) {
+    const code = used[j]!;
+    const c = table[code]!;
+    const d = valueOf[code]! - mean;
     const d2 = d * d;
-    m2 += counts[j]! * d2;
-    m4 += counts[j]! * (d2 * d2);
+    m2 += c * d2;
+    m4 += c * (d2 * d2);
   }
   const variance = m2 / finite;
   const std = Math.sqrt(variance);
@@ -319,10 +334,12 @@ export function statsFromCodeTable(dtype: CodeDType, table: ArrayLike<number>, b
   const edges = histogramEdges(lo, hi, bins);
   const hist = new Array<number>(bins).fill(0);
   let outliers = 0;
-  for (let j = 0; j < values.length; j++) {
-    const v = values[j]!;
-    if (Math.abs(v - mean) > threshold) outliers += counts[j]!;
-    hist[binOf(v, lo, hi - lo, bins, edges)] += counts[j]!;
+  for (let j = 0; j < nUsed; j++) {
+    const code = used[j]!;
+    const c = table[code]!;
+    const v = valueOf[code]!;
+    if (Math.abs(v - mean) > threshold) outliers += c;
+    hist[binOf(v, lo, hi - lo, bins, edges)] += c;
   }
   return {
     count,
