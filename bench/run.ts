@@ -1,12 +1,14 @@
 // `npm run bench`: every benchmark, each printing its figures next to a peer measured in the same run.
 import { benchDequant } from './dequant';
 import { benchInspect } from './inspect';
+import { benchQuantize } from './quantize';
 import { benchRtn } from './rtn';
 
 const BENCHES: Record<string, () => Promise<void>> = {
   inspect: benchInspect,
   dequant: benchDequant,
   rtn: benchRtn,
+  quantize: benchQuantize,
 };
 
 async function main(): Promise<void> {

@@ -1,0 +1,57 @@
+import { DTYPES } from '../src/core/dtypes';
+import { GGUF_QUANT_TYPES, quantUsesImatrix, quantizeRows, quantizedRowBytes } from '../src/core/quant/ggml-quantize';
+import { quantScratchBytes, quantizeInPlace } from '../src/kernel/quantize';
+import { instantiateKernel } from '../src/kernel/wasm';
+import { medianMs, printTable } from './common';
+
+/** Gaussian-like weights with a few outliers, [rows, cols]. */
+function weights(rows: number, cols: number): Float32Array {
+  const x = new Float32Array(rows * cols);
+  let s = 12345;
+  const rnd = () => {
+    s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0;
+    return s / 4294967296;
+  };
+  for (let i = 0; i < x.length; i++) x[i] = (rnd() + rnd() + rnd() - 1.5) * 0.04 * (rnd() < 0.001 ? 30 : 1);
+  return x;
+}
+
+/**
+ * ns/element of every GGUF quantizer, one thread: the kernel on rows already in wasm memory
+ * (512 × 1024 f32) against the TypeScript twin (on the first 16 rows, JIT warmed: it is slow), without and
+ * with importance weights; the ratio is the kernel's speed-up.
+ */
+export async function benchQuantize(): Promise<void> {
+  const rows = 512;
+  const twinRows = 16;
+  const cols = 1024;
+  const x = weights(rows, cols);
+  const imatrix = Float32Array.from({ length: cols }, (_, j) => 0.5 + ((j * 7919) % 1000) / 1000);
+  const kernel = instantiateKernel(64 << 20);
+  const scratch = kernel.heapBase;
+  const qw = scratch + Math.ceil(quantScratchBytes(kernel) / 64) * 64;
+  const src = qw + cols * 4;
+  const dst = src + rows * cols * 4;
+  const memory = kernel.ensure(dst + rows * quantizedRowBytes('Q8_0', cols));
+  new Float32Array(memory.buffer, qw, cols).set(imatrix);
+  new Float32Array(memory.buffer, src, rows * cols).set(x);
+  const table: Array<Array<string | number>> = [];
+  for (const type of GGUF_QUANT_TYPES) {
+    const row: Array<string | number> = [type];
+    for (const imat of quantUsesImatrix(type) ? [false, true] : [false]) {
+      const kernelMs = await medianMs(3, async () => quantizeInPlace(kernel, type, src, dst, rows, cols, imat ? qw : 0, scratch));
+      quantizeRows(type, x, 4, cols, imat ? imatrix : undefined); // warm the JIT
+      const twinMs = await medianMs(3, async () => quantizeRows(type, x, twinRows, cols, imat ? imatrix : undefined));
+      const kernelNs = (kernelMs * 1e6) / (rows * cols);
+      const twinNs = (twinMs * 1e6) / (twinRows * cols);
+      row.push(kernelNs, twinNs, twinNs / kernelNs);
+    }
+    if (row.length === 4) row.push('(ignored)', '', '');
+    table.push(row);
+  }
+  printTable(
+    `GGUF quantizers, ${rows} × ${cols} f32, 1 thread, kernel vs TypeScript twin (bits: ${GGUF_QUANT_TYPES.map((t) => DTYPES[t].bytesPerBlock * 8 / DTYPES[t].blockSize).join('/')})`,
+    ['type', 'kernel ns/el', 'twin ns/el', 'speed-up', 'imatrix: kernel', 'twin', 'speed-up'],
+    table,
+  );
+}
