@@ -5,9 +5,7 @@ import { DEFAULT_HISTOGRAM_BINS, type TensorStats } from '../../core/stats/stats
 import { KernelPool } from '../../kernel/pool';
 import { computeTensorStats } from '../../kernel/tensor-stats';
 import { flag, hasFlag, parseArgs, toJson, type CliContext } from '../io';
-
-/** Progress lines at most this often. */
-const PROGRESS_INTERVAL_MS = 100;
+import { TerminalProgress } from '../progress';
 
 /** `quantlens stats <file> [--tensor NAME]... [--bins N] [--json]`: statistics and histograms in the kernel pool. */
 export async function statsCommand(ctx: CliContext): Promise<void> {
@@ -28,21 +26,19 @@ export async function statsCommand(ctx: CliContext): Promise<void> {
       })
     : model.tensors;
 
-  const showProgress = ctx.stderr.isTTY === true;
-  let lastDraw = 0;
-  const onProgress = (done: number, total: number): void => {
-    const now = Date.now();
-    if (now - lastDraw < PROGRESS_INTERVAL_MS) return;
-    lastDraw = now;
-    ctx.stderr.write(`\rstats ${total > 0 ? Math.floor((done / total) * 100) : 100}% of ${(total / 2 ** 20).toFixed(1)} MiB`);
-  };
+  const progress = new TerminalProgress(ctx.stderr);
+  const label = `stats of ${tensors.length} tensor${tensors.length === 1 ? '' : 's'}`;
   const pool = new KernelPool();
   let results: TensorStats[];
   try {
-    results = await computeTensorStats(pool, model, tensors, { bins, signal: ctx.signal, onProgress: showProgress ? onProgress : undefined });
+    results = await computeTensorStats(pool, model, tensors, {
+      bins,
+      signal: ctx.signal,
+      onProgress: (done, total) => progress.update(total > 0 ? done / total : 1, label),
+    });
   } finally {
     pool.dispose();
-    if (showProgress && lastDraw > 0) ctx.stderr.write('\r\x1b[K');
+    progress.done();
   }
 
   if (hasFlag(p, 'json')) {
