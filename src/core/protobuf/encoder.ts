@@ -17,6 +17,9 @@ type Part =
 
 /** Staging size for small writes and for copying referenced ranges. */
 const COPY_CHUNK_BYTES = 1 << 20;
+/** Referenced ranges up to this size are copied through a shared read window. */
+const SMALL_RANGE_BYTES = 4 << 10;
+const SMALL_RANGE_WINDOW_BYTES = 64 << 10;
 
 export function varintSize(value: bigint | number): number {
   let v = typeof value === 'bigint' ? value : BigInt(value);
@@ -281,7 +284,25 @@ export async function writeMessage(builder: MessageBuilder, sink: ByteSink, opti
     b.push(Number(v));
     await put(Uint8Array.from(b));
   };
+  // Small referenced ranges (unmodelled fields, short tensors) come in file order: serve them from a
+  // window read once, rather than one read call each.
+  const windowBuffer = new Uint8Array(SMALL_RANGE_WINDOW_BYTES);
+  let windowSource: ByteSource | undefined;
+  let windowStart = 0;
+  let windowLength = 0;
+  const copySmall = async (source: ByteSource, offset: number, length: number): Promise<void> => {
+    if (windowSource !== source || offset < windowStart || offset + length > windowStart + windowLength) {
+      const n = Math.max(length, Math.min(windowBuffer.length, source.size - offset));
+      windowSource = undefined;
+      await readInto(source, offset, windowBuffer.subarray(0, n));
+      windowSource = source;
+      windowStart = offset;
+      windowLength = n;
+    }
+    await put(windowBuffer.subarray(offset - windowStart, offset - windowStart + length));
+  };
   const copyFrom = async (source: ByteSource, offset: number, length: number): Promise<void> => {
+    if (length <= SMALL_RANGE_BYTES) return copySmall(source, offset, length);
     for (let done = 0; done < length; ) {
       if (used === staging.length) await flush();
       const n = Math.min(staging.length - used, length - done);
