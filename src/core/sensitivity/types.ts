@@ -58,8 +58,8 @@ export interface SensitivitySettings {
   target: QuantTarget;
   types: string[];
   mode: SensitivityMode;
-  /** Rows measured per tensor; null = every row. */
-  sampleRows: number | null;
+  /** Values measured per tensor (whole rows, at least 16 of them); null = every row. */
+  sampleElements: number | null;
   /** Seed of the row sample (the sample is a function of the tensor name, the seed and the shape only). */
   seed: number;
   /** Identity of the importance matrix (path, size, mtime), part of the cache key. */
