@@ -94,32 +94,28 @@ const IQ4 = memory.data<f32>([-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 2
   return load<f32>(IQ4 + (<usize>i << 2));
 }
 
+/** The IQ4 levels as bytes, for i8x16.swizzle lookups. */
+const IQ4_BYTES = v128(-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113);
+
+/** The level values of indices `idx` (i32 lanes 0..15): a byte lookup, sign-extended. */
+@inline function levelOf(idx: v128): v128 {
+  return toF32(i32x4.shr_s(i32x4.shl(i8x16.swizzle(IQ4_BYTES, idx), 24), 24));
+}
+
 /**
  * best_index_int8 on the IQ4 levels, per lane: the bisection ends at the pair lo ≤ x < hi of
- * neighbouring levels; the lower index wins only when strictly nearer. x ≤ −127 gives 0;
- * x ≥ 113 and NaN (every bisection step goes up) give 15.
+ * neighbouring levels (hi's index is 1 + the number of inner levels ≤ x); the lower index wins
+ * only when strictly nearer. x ≤ −127 gives 0; x ≥ 113 and NaN (every bisection step goes up) give 15.
  */
 function nearestLevelV(x: v128): v128 {
-  let lo = f32x4.splat(level(0));
   let mu = i32x4.splat(1);
-  for (let k = 1; k < 15; k++) {
-    const ge = f32x4.ge(x, f32x4.splat(level(k)));
-    lo = sel(ge, f32x4.splat(level(k)), lo);
-    mu = i32x4.sub(mu, ge);
-  }
-  let hi = f32x4.splat(level(15));
-  for (let k = 14; k >= 1; k--) hi = sel(f32x4.lt(x, f32x4.splat(level(k))), f32x4.splat(level(k)), hi);
+  for (let k = 1; k < 15; k++) mu = i32x4.sub(mu, f32x4.ge(x, f32x4.splat(level(k))));
+  const lo = levelOf(i32x4.sub(mu, i32x4.splat(1)));
+  const hi = levelOf(mu);
   const lower = f32x4.lt(f32x4.sub(x, lo), f32x4.sub(hi, x));
   let idx = i32x4.add(mu, lower);
   idx = sel(f32x4.le(x, f32x4.splat(level(0))), i32x4.splat(0), idx);
   return sel(v128.or(f32x4.ge(x, f32x4.splat(level(15))), f32x4.ne(x, x)), i32x4.splat(15), idx);
-}
-
-/** The level values of indices `idx`. */
-@inline function levelOf(idx: v128): v128 {
-  let v = f32x4.splat(level(0));
-  for (let k = 1; k < 16; k++) v = sel(i32x4.eq(idx, i32x4.splat(k)), f32x4.splat(level(k)), v);
-  return v;
 }
 
 /**
