@@ -44,6 +44,8 @@ export async function readTensorBytes(model: ModelInfo, tensor: TensorInfo, file
       const { decodeOnnxFieldValues } = await import('./readers/onnx');
       return copyInto(decodeOnnxFieldValues(tensor, await readBytes(tensor.byteOffset, tensor.byteLength)), into);
     }
+    case 'quantized':
+      throw new QuantLensError('UNSUPPORTED', `${tensor.name} is a ${tensor.quantized?.format ?? 'quantized'} layout of several tensors: read its values with tensorRowsF32`, { tensor: tensor.name });
   }
 }
 
