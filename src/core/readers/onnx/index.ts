@@ -3,6 +3,7 @@ export {
   readOnnxModel,
   emptyGraph,
   type ByteRange,
+  type ExtraField,
   type OnnxAttribute,
   type OnnxAttributeValueLocation,
   type OnnxDim,
