@@ -9,6 +9,7 @@
 import type { DType } from '../core/dtypes';
 import type { TensorStats } from '../core/stats/stats';
 import type { Transfer } from '../shared/rpc';
+import type { QuantErrorJob, QuantErrorReply } from './quant-error';
 import type { KernelArena, KernelInstance } from './wasm';
 
 /**
@@ -55,6 +56,8 @@ export interface AbsMaxProfile {
 export type KernelJobs = {
   stats: { request: StatsJob; reply: TensorStats };
   absMaxProfile: { request: AbsMaxProfileJob; reply: AbsMaxProfile };
+  /** Sensitivity sweep: rows quantized and dequantized per format (src/kernel/quant-error.ts). */
+  quantError: { request: QuantErrorJob; reply: QuantErrorReply };
 };
 
 export type JobKind = keyof KernelJobs;

@@ -5,6 +5,7 @@
 import { parentPort } from 'node:worker_threads';
 import { RpcEndpoint, type RequestHandler } from '../shared/rpc';
 import type { JobHandler, JobKind, PoolSide, WorkerSide } from './jobs';
+import { runQuantErrorJob } from './quant-error';
 import { runAbsMaxProfileJob, runStatsJob } from './stats-job';
 import { instantiateKernel, KernelArena, type KernelInstance } from './wasm';
 
@@ -12,6 +13,7 @@ import { instantiateKernel, KernelArena, type KernelInstance } from './wasm';
 const HANDLERS: { [K in JobKind]: JobHandler<K> } = {
   stats: runStatsJob,
   absMaxProfile: runAbsMaxProfileJob,
+  quantError: runQuantErrorJob,
 };
 
 if (!parentPort) throw new Error('worker.ts runs as a worker thread');
