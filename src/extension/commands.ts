@@ -1,4 +1,5 @@
 import * as vscode from 'vscode';
+import { toQuantLensError } from '../core/errors';
 import { InspectorEditorProvider } from './inspector/provider';
 
 /** Commands declared in package.json's contributes.commands. */
@@ -11,6 +12,32 @@ export function registerCommands(context: vscode.ExtensionContext, inspector: In
         return;
       }
       await vscode.commands.executeCommand('vscode.openWith', target, InspectorEditorProvider.viewType);
+    }),
+
+    vscode.commands.registerCommand('quantlens.analyzeAllTensors', async () => {
+      const session = inspector.activeSession;
+      if (!session) {
+        void vscode.window.showInformationMessage('QuantLens: open a checkpoint in the inspector first.');
+        return;
+      }
+      try {
+        await session.analyzeAll();
+      } catch (err) {
+        void vscode.window.showErrorMessage(`QuantLens: ${toQuantLensError(err).message}`);
+      }
+    }),
+
+    vscode.commands.registerCommand('quantlens.copyTensorStats', async () => {
+      const session = inspector.activeSession;
+      if (session?.selectedIndex === undefined) {
+        void vscode.window.showInformationMessage('QuantLens: select a tensor in the inspector first.');
+        return;
+      }
+      try {
+        await vscode.env.clipboard.writeText(await session.statsJson(session.selectedIndex));
+      } catch (err) {
+        void vscode.window.showErrorMessage(`QuantLens: ${toQuantLensError(err).message}`);
+      }
     }),
 
     // Reveal Tensor(uri, tensor name or index): opens the file in the inspector and selects the tensor.

@@ -18,3 +18,8 @@ export function statsCacheEnabled(): boolean {
 function clamp(x: number, lo: number, hi: number): number {
   return Number.isFinite(x) ? Math.min(hi, Math.max(lo, Math.floor(x))) : lo;
 }
+
+/** Analyze All asks first above this many tensor bytes (0: never). */
+export function largeFileConfirmBytes(): number {
+  return Math.max(0, vscode.workspace.getConfiguration('quantlens').get<number>('inspector.largeFileConfirmBytes', 4e9));
+}

@@ -232,6 +232,9 @@ export interface AnalyzeProgressEvent {
   bytesTotal: number;
 }
 
+/** Analyze All ended (done, failed or cancelled), whoever started it. */
+export interface AnalyzeFinishedEvent extends AnalyzeAllReply {}
+
 /** Asks the webview to scroll to and select one tensor (command "Reveal Tensor"). */
 export interface RevealTensorEvent {
   index: number;
@@ -259,6 +262,7 @@ export interface InspectorHostSide {
   events: {
     statsUpdate: StatsUpdateEvent;
     analyzeProgress: AnalyzeProgressEvent;
+    analyzeFinished: AnalyzeFinishedEvent;
     revealTensor: RevealTensorEvent;
   };
 }

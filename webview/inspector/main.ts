@@ -5,6 +5,7 @@ import { errorPanel } from './error-panel';
 import { formatCount } from './format';
 import { layersView } from './layers';
 import { overview } from './overview';
+import { TensorDetail } from './tensor-detail';
 import { TensorTable } from './tensor-table';
 import './inspector.css';
 
@@ -35,8 +36,9 @@ function modelView(state: ModelState, rpc: InspectorRpc): HTMLElement {
   const filter = h('vscode-textfield', { placeholder: 'Filter by name', 'data-testid': 'filter', class: 'filter' }) as HTMLElement & { value: string };
   const regex = h('vscode-checkbox', { label: 'Regex', 'data-testid': 'filter-regex' }) as HTMLElement & { checked: boolean };
   const groupChip = h('span', { class: 'group-chip', hidden: true });
+  const detail = new TensorDetail(rpc, state.settings.histogramBins);
   const table = new TensorTable(rpc, (row) => showDetail(row));
-  const detail = h('div', { class: 'tensor-detail', 'data-testid': 'tensor-detail', hidden: true });
+  const analyze = analyzeControls(rpc);
 
   const applyFilter = (group = table.currentQuery.group): void => {
     table.setQuery({ ...table.currentQuery, filter: filter.value ?? '', regex: !!regex.checked, group });
@@ -52,8 +54,8 @@ function modelView(state: ModelState, rpc: InspectorRpc): HTMLElement {
   const tensorsPanel = h(
     'vscode-tab-panel',
     { class: 'tensors-panel' },
-    h('div', { class: 'toolbar' }, filter, regex, groupChip),
-    h('div', { class: 'tensors-body' }, table.element, detail),
+    h('div', { class: 'toolbar' }, filter, regex, groupChip, h('span', { class: 'spacer' }), analyze.element),
+    h('div', { class: 'tensors-body' }, table.element, detail.element),
   );
   const showGroup = (g: LayerGroup | undefined): void => {
     groupChip.hidden = !g;
@@ -87,12 +89,10 @@ function modelView(state: ModelState, rpc: InspectorRpc): HTMLElement {
 
   function showDetail(row: TensorRow): void {
     rpc.notify('selectionChanged', { index: row.index });
-    detail.hidden = false;
-    detail.replaceChildren(
-      h('h2', null, row.name),
-      h('p', { class: 'muted' }, `${row.dtype} [${row.shape.join(', ')}] · ${formatCount(row.params)} parameters · ${row.role}${row.layer !== null ? ` · layer ${row.layer}` : ''} · ${row.file}`),
-    );
+    void detail.show(row);
   }
+  // VS Code swaps the body's theme class: charts read their colours again
+  new MutationObserver(() => detail.redraw()).observe(document.body, { attributes: true, attributeFilter: ['class'] });
 
   rpc.on('revealTensor', ({ index }) => {
     showGroup(undefined);
@@ -100,6 +100,8 @@ function modelView(state: ModelState, rpc: InspectorRpc): HTMLElement {
     void table.reveal(index);
   });
   rpc.on('statsUpdate', ({ results }) => table.updateStats(results));
+  rpc.on('analyzeProgress', (p) => analyze.progress(p.done, p.total, p.bytesDone, p.bytesTotal));
+  rpc.on('analyzeFinished', (r) => analyze.finished(r.analyzed, r.failed, r.cancelled, r.elapsedMs));
 
   const header = h(
     'header',
@@ -109,4 +111,49 @@ function modelView(state: ModelState, rpc: InspectorRpc): HTMLElement {
     h('span', { class: 'muted', 'data-testid': 'header-summary' }, `${formatCount(state.totals.tensors)} tensors · opened in ${state.openMs.toFixed(0)} ms`),
   );
   return h('div', { class: 'model' }, header, tabs);
+}
+
+/** The Analyze All Tensors button, its progress bar and cancel button. */
+function analyzeControls(rpc: InspectorRpc) {
+  const button = h('vscode-button', { 'data-testid': 'analyze-all' }, 'Analyze All Tensors');
+  const cancel = h('vscode-button', { secondary: true, hidden: true, 'data-testid': 'analyze-cancel' }, 'Cancel');
+  const fill = h('div', { class: 'progress-fill' });
+  const bar = h('div', { class: 'progress', hidden: true, role: 'progressbar', 'aria-valuemin': 0, 'aria-valuemax': 100 }, fill);
+  const status = h('span', { class: 'muted', 'data-testid': 'analyze-status' });
+  let controller: AbortController | undefined;
+  const running = (on: boolean): void => {
+    button.toggleAttribute('disabled', on);
+    cancel.hidden = !on;
+    bar.hidden = !on;
+  };
+  button.addEventListener('click', () => {
+    controller = new AbortController();
+    running(true);
+    status.textContent = 'Starting…';
+    rpc.request('analyzeAll', {}, { signal: controller.signal }).catch((err: Error & { code?: string }) => {
+      if (err.code !== 'CANCELLED') status.textContent = `${err.code ?? 'ERROR'}: ${err.message}`;
+      running(false);
+    });
+  });
+  cancel.addEventListener('click', () => {
+    controller?.abort();
+    status.textContent = 'Cancelling…';
+  });
+  return {
+    element: h('span', { class: 'analyze' }, status, bar, button, cancel),
+    progress(done: number, total: number, bytesDone: number, bytesTotal: number): void {
+      running(true);
+      const pct = bytesTotal > 0 ? (bytesDone / bytesTotal) * 100 : 0;
+      fill.style.width = `${pct.toFixed(1)}%`;
+      bar.setAttribute('aria-valuenow', pct.toFixed(0));
+      status.textContent = `${formatCount(done)} / ${formatCount(total)} tensors`;
+    },
+    finished(analyzed: number, failed: number, cancelled: boolean, elapsedMs: number): void {
+      running(false);
+      controller = undefined;
+      const what = `${formatCount(analyzed)} tensors analyzed in ${(elapsedMs / 1000).toFixed(1)} s${failed ? `, ${failed} failed` : ''}`;
+      status.textContent = cancelled ? `Cancelled: ${what}` : what;
+      status.dataset.state = cancelled ? 'cancelled' : 'done';
+    },
+  };
 }

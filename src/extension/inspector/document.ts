@@ -7,10 +7,12 @@ import type { Diagnostic, ModelInfo } from '../../core/model';
 import { openModel } from '../../core/readers';
 import type { ErrorPayload } from '../../shared/rpc';
 import { errorPayloadOf } from '../../shared/rpc';
-import type { ModelFile, ModelState, TensorStats } from '../../shared/protocol';
+import type { AnalyzeAllReply, AnalyzeProgressEvent, ModelFile, ModelState, StatsSummary, TensorStats } from '../../shared/protocol';
 import { Disposable } from '../dispose';
 import { documentFiles, type DocumentFiles } from '../files';
-import { inspectorSettings } from '../settings';
+import { inspectorSettings, statsCacheEnabled } from '../settings';
+import { StatsCache, stampFiles, type FileStamp } from './stats-cache';
+import { summaryOf, type TensorStatsService } from './stats-service';
 import { modelState, TensorIndex } from './tensor-index';
 
 export type OpenResult =
@@ -22,18 +24,124 @@ export type OpenResult =
  * here: a file that cannot be read becomes an error result the webview shows.
  */
 export class InspectorDocument extends Disposable implements vscode.CustomDocument {
-  /** Statistics computed so far, by tensor index (Analyze All and the tensor view fill it). */
-  readonly stats = new Map<number, TensorStats>();
+  /** Full statistics (with histograms) computed in this session, by tensor index, for `statsBins` bins. */
+  private readonly stats = new Map<number, TensorStats>();
+  private statsBins = 0;
+  private analysis: { controller: AbortController; done: Promise<AnalyzeAllReply> } | undefined;
+
+  private readonly statsEmitter = this._register(new vscode.EventEmitter<Array<{ index: number; stats: StatsSummary }>>());
+  /** Statistics arrived for some tensors (every panel of this document fills its table). */
+  readonly onDidChangeStats = this.statsEmitter.event;
+  private readonly progressEmitter = this._register(new vscode.EventEmitter<AnalyzeProgressEvent>());
+  readonly onAnalyzeProgress = this.progressEmitter.event;
+  private readonly finishedEmitter = this._register(new vscode.EventEmitter<AnalyzeAllReply>());
+  readonly onAnalyzeFinished = this.finishedEmitter.event;
 
   private constructor(
     readonly uri: vscode.Uri,
     readonly access: DocumentFiles,
     readonly result: OpenResult,
+    private readonly cache: { store: StatsCache; files: FileStamp[] } | undefined,
   ) {
     super();
+    this._register({ dispose: () => this.analysis?.controller.abort() });
   }
 
-  static async open(uri: vscode.Uri, token: vscode.CancellationToken, log: vscode.LogOutputChannel): Promise<InspectorDocument> {
+  get analyzing(): boolean {
+    return this.analysis !== undefined;
+  }
+
+  /** One tensor's statistics with histogram: from this session's results, else computed in the pool. */
+  async tensorStats(service: TensorStatsService, index: number, bins: number, signal?: AbortSignal): Promise<TensorStats> {
+    const { model, index: table } = this.modelResult();
+    if (this.uri.scheme !== 'file') throw new QuantLensError('UNSUPPORTED', 'statistics need a file on the extension host (file: URI)');
+    const tensor = model.tensors[index];
+    if (!tensor) throw new QuantLensError('TENSOR_NOT_FOUND', `no tensor #${index}`);
+    if (bins !== this.statsBins) {
+      this.stats.clear();
+      this.statsBins = bins;
+    }
+    let stats = this.stats.get(index);
+    if (!stats) {
+      stats = await service.stats(model, tensor, bins, signal);
+      this.stats.set(index, stats);
+      table.setStats(index, summaryOf(stats));
+      this.statsEmitter.fire([{ index, stats: summaryOf(stats) }]);
+    }
+    return stats;
+  }
+
+  /**
+   * Analyze All Tensors: statistics of every tensor without any yet, in the worker pool. One run per
+   * document; a second call joins the running one. Results are cached per file when enabled.
+   */
+  analyzeAll(service: TensorStatsService, bins: number, signal?: AbortSignal): Promise<AnalyzeAllReply> {
+    const { model, index: table } = this.modelResult();
+    if (this.uri.scheme !== 'file') throw new QuantLensError('UNSUPPORTED', 'statistics need a file on the extension host (file: URI)');
+    if (!this.analysis) {
+      const controller = new AbortController();
+      const done = this.runAnalysis(service, model, table, bins, controller.signal).finally(() => (this.analysis = undefined));
+      this.analysis = { controller, done };
+    }
+    const run = this.analysis;
+    signal?.addEventListener('abort', () => run.controller.abort(), { once: true });
+    return run.done;
+  }
+
+  cancelAnalysis(): void {
+    this.analysis?.controller.abort();
+  }
+
+  private async runAnalysis(service: TensorStatsService, model: ModelInfo, table: TensorIndex, bins: number, signal: AbortSignal): Promise<AnalyzeAllReply> {
+    const started = performance.now();
+    const todo = table.rows.filter((r) => !r.stats).map((r) => r.index);
+    let batch: Array<{ index: number; stats: StatsSummary }> = [];
+    let lastFlush = performance.now();
+    const flush = (): void => {
+      if (batch.length) this.statsEmitter.fire(batch);
+      batch = [];
+      lastFlush = performance.now();
+    };
+    let cancelled = false;
+    let analyzed = 0;
+    let failed = 0;
+    try {
+      const r = await service.analyze(model, todo, bins, {
+        signal,
+        onResult: (index, stats) => {
+          const summary = summaryOf(stats);
+          table.setStats(index, summary);
+          batch.push({ index, stats: summary });
+          // batched so that 100,000 small tensors do not mean 100,000 messages
+          if (performance.now() - lastFlush > 100) flush();
+        },
+        onError: () => {},
+        onProgress: (done, total, bytesDone, bytesTotal) => this.progressEmitter.fire({ done, total, bytesDone, bytesTotal }),
+      });
+      analyzed = r.analyzed;
+      failed = r.failed;
+    } catch (err) {
+      if (toQuantLensError(err).code !== 'CANCELLED') throw err;
+      cancelled = true;
+    } finally {
+      flush();
+    }
+    if (this.cache && statsCacheEnabled()) {
+      const summaries = new Map<string, StatsSummary>();
+      for (const row of table.rows) if (row.stats) summaries.set(row.name, row.stats);
+      await this.cache.store.save(this.cache.files, bins, summaries).catch(() => {});
+    }
+    const reply = { analyzed, failed, cancelled, elapsedMs: performance.now() - started };
+    this.finishedEmitter.fire(reply);
+    return reply;
+  }
+
+  private modelResult(): Extract<OpenResult, { kind: 'model' }> {
+    if (this.result.kind !== 'model') throw new QuantLensError('UNSUPPORTED', 'the model did not open');
+    return this.result;
+  }
+
+  static async open(uri: vscode.Uri, token: vscode.CancellationToken, log: vscode.LogOutputChannel, cacheDir?: string): Promise<InspectorDocument> {
     const access = documentFiles(uri);
     const controller = new AbortController();
     const cancel = token.onCancellationRequested(() => controller.abort());
@@ -47,14 +155,23 @@ export class InspectorDocument extends Disposable implements vscode.CustomDocume
       );
       const openMs = performance.now() - started;
       const index = new TensorIndex(model);
-      const state = modelState(index, { fileName: basename(access.path), files, config, settings: inspectorSettings(), openMs });
+      const settings = inspectorSettings();
+      const cache = uri.scheme === 'file' && cacheDir ? { store: new StatsCache(cacheDir), files: await stampFiles(model.files) } : undefined;
+      if (cache && statsCacheEnabled()) {
+        const cached = await cache.store.load(cache.files, settings.histogramBins);
+        model.tensors.forEach((t, i) => {
+          const s = cached.get(t.name);
+          if (s) index.setStats(i, s);
+        });
+      }
+      const state = modelState(index, { fileName: basename(access.path), files, config, settings, openMs });
       log.info(`opened ${access.path}: ${model.format}, ${model.tensors.length} tensors in ${openMs.toFixed(1)} ms`);
-      return new InspectorDocument(uri, access, { kind: 'model', model, index, state });
+      return new InspectorDocument(uri, access, { kind: 'model', model, index, state }, cache);
     } catch (err) {
       const error = toQuantLensError(err);
       if (error.code === 'CANCELLED' && token.isCancellationRequested) throw new vscode.CancellationError();
       log.warn(`cannot open ${access.path}: ${error.describe()}`);
-      return new InspectorDocument(uri, access, { kind: 'error', error: errorPayloadOf(error) });
+      return new InspectorDocument(uri, access, { kind: 'error', error: errorPayloadOf(error) }, undefined);
     } finally {
       cancel.dispose();
     }

@@ -1,10 +1,12 @@
 import * as vscode from 'vscode';
-import { toQuantLensError } from '../../core/errors';
-import type { InspectorHostSide, InspectorState, InspectorWebviewSide } from '../../shared/protocol';
+import { QuantLensError, toQuantLensError } from '../../core/errors';
+import type { AnalyzeAllReply, InspectorHostSide, InspectorState, InspectorWebviewSide, TensorDetailReply } from '../../shared/protocol';
 import { RpcEndpoint } from '../../shared/rpc';
 import { Disposable } from '../dispose';
 import { InspectorDocument } from './document';
 import { inspectorHtml } from './html';
+import { inspectorSettings, largeFileConfirmBytes } from '../settings';
+import { TensorStatsService } from './stats-service';
 
 export const HEX_EDITOR_EXTENSION = 'ms-vscode.hexeditor';
 const HEX_EDITOR_VIEW_TYPE = 'hexEditor.hexedit';
@@ -18,8 +20,10 @@ export class InspectorEditorProvider extends Disposable implements vscode.Custom
   private readonly sessions = new Set<InspectorSession>();
   private active: InspectorSession | undefined;
 
+  private readonly statsService = this._register(new TensorStatsService());
+
   static register(context: vscode.ExtensionContext, log: vscode.LogOutputChannel): InspectorEditorProvider {
-    const provider = new InspectorEditorProvider(context.extensionUri, log);
+    const provider = new InspectorEditorProvider(context.extensionUri, vscode.Uri.joinPath(context.globalStorageUri, 'stats-cache').fsPath, log);
     // no retainContextWhenHidden: the webview is rebuilt from the host's state when shown again
     const options = { supportsMultipleEditorsPerDocument: true };
     context.subscriptions.push(
@@ -32,6 +36,7 @@ export class InspectorEditorProvider extends Disposable implements vscode.Custom
 
   private constructor(
     private readonly extensionUri: vscode.Uri,
+    private readonly cacheDir: string,
     private readonly log: vscode.LogOutputChannel,
   ) {
     super();
@@ -50,11 +55,11 @@ export class InspectorEditorProvider extends Disposable implements vscode.Custom
   }
 
   openCustomDocument(uri: vscode.Uri, _context: vscode.CustomDocumentOpenContext, token: vscode.CancellationToken): Promise<InspectorDocument> {
-    return InspectorDocument.open(uri, token, this.log);
+    return InspectorDocument.open(uri, token, this.log, this.cacheDir);
   }
 
   resolveCustomEditor(document: InspectorDocument, panel: vscode.WebviewPanel): void {
-    const session = new InspectorSession(document, panel, this.extensionUri, this.log);
+    const session = new InspectorSession(document, panel, this.extensionUri, this.statsService, this.log);
     this.sessions.add(session);
     const setActive = (): void => {
       if (panel.active) this.active = session;
@@ -93,6 +98,7 @@ export class InspectorSession extends Disposable {
     readonly document: InspectorDocument,
     readonly panel: vscode.WebviewPanel,
     extensionUri: vscode.Uri,
+    private readonly statsService: TensorStatsService,
     private readonly log: vscode.LogOutputChannel,
   ) {
     super();
@@ -105,7 +111,59 @@ export class InspectorSession extends Disposable {
     this._register({ dispose: () => this.rpc.dispose() });
     this._register(webview.onDidReceiveMessage((message) => this.rpc.receive(message)));
     this.registerHandlers();
+    this._register(document.onDidChangeStats((results) => this.rpc.notify('statsUpdate', { results })));
+    this._register(document.onAnalyzeProgress((p) => this.rpc.notify('analyzeProgress', p)));
+    this._register(document.onAnalyzeFinished((r) => this.rpc.notify('analyzeFinished', r)));
     webview.html = inspectorHtml(webview, extensionUri);
+  }
+
+  /**
+   * Analyze All Tensors with a cancellable progress notification (one per run: a second caller
+   * joins the running analysis). Asks first when the model is larger than the confirmation threshold.
+   */
+  async analyzeAll(signal?: AbortSignal): Promise<AnalyzeAllReply | undefined> {
+    const { document } = this;
+    const bins = inspectorSettings().histogramBins;
+    if (document.analyzing) return document.analyzeAll(this.statsService, bins, signal);
+    const result = document.result;
+    if (result.kind !== 'model') throw new QuantLensError('UNSUPPORTED', 'the model did not open');
+    const threshold = largeFileConfirmBytes();
+    if (threshold > 0 && result.state.totals.bytes > threshold) {
+      const go = 'Analyze';
+      const gb = (result.state.totals.bytes / 1e9).toFixed(1);
+      const choice = await vscode.window.showWarningMessage(`Analyze all ${result.model.tensors.length} tensors (${gb} GB)?`, { modal: true }, go);
+      if (choice !== go) return undefined;
+    }
+    return vscode.window.withProgress(
+      { location: vscode.ProgressLocation.Notification, title: `QuantLens: analyzing ${result.state.fileName}`, cancellable: true },
+      async (progress, token) => {
+        const cancel = token.onCancellationRequested(() => document.cancelAnalysis());
+        let reported = 0;
+        const sub = document.onAnalyzeProgress((p) => {
+          const pct = p.bytesTotal > 0 ? (p.bytesDone / p.bytesTotal) * 100 : 100;
+          progress.report({ message: `${p.done} / ${p.total} tensors`, increment: pct - reported });
+          reported = pct;
+        });
+        try {
+          const reply = await document.analyzeAll(this.statsService, bins, signal);
+          this.log.info(`analyzed ${reply.analyzed} tensors (${reply.failed} failed${reply.cancelled ? ', cancelled' : ''}) in ${reply.elapsedMs.toFixed(0)} ms`);
+          return reply;
+        } finally {
+          sub.dispose();
+          cancel.dispose();
+        }
+      },
+    );
+  }
+
+  /** One tensor's statistics as JSON (Copy Tensor Stats as JSON). */
+  async statsJson(index: number): Promise<string> {
+    const result = this.document.result;
+    if (result.kind !== 'model') throw new QuantLensError('UNSUPPORTED', 'the model did not open');
+    const t = result.model.tensors[index];
+    if (!t) throw new QuantLensError('TENSOR_NOT_FOUND', `no tensor #${index}`);
+    const stats = await this.document.tensorStats(this.statsService, index, inspectorSettings().histogramBins);
+    return JSON.stringify({ name: t.name, dtype: t.dtype, shape: t.shape, ...stats }, null, 2);
   }
 
   /** Scrolls the table to a tensor and selects it (once the webview is ready). */
@@ -147,6 +205,35 @@ export class InspectorSession extends Disposable {
       } catch (err) {
         throw toQuantLensError(err);
       }
+    });
+    rpc.handle('tensorDetail', async ({ index, bins }, signal): Promise<TensorDetailReply> => {
+      if (result.kind !== 'model') throw new QuantLensError('UNSUPPORTED', 'the model did not open');
+      try {
+        const tensor = result.model.tensors[index];
+        const row = result.index.rows[index];
+        if (!tensor || !row) throw new QuantLensError('TENSOR_NOT_FOUND', `no tensor #${index}`);
+        const stats = await document.tensorStats(this.statsService, index, bins ?? inspectorSettings().histogramBins, signal);
+        const reply: TensorDetailReply = { row, stats };
+        if (tensor.shape.length === 2 && tensor.shape[0] > 1 && tensor.shape[1] > 1) {
+          reply.profile = await this.statsService.profile(result.model, tensor, signal);
+        }
+        return reply;
+      } catch (err) {
+        throw toQuantLensError(err);
+      }
+    });
+    rpc.handle('analyzeAll', async (_request, signal) => {
+      try {
+        return (await this.analyzeAll(signal)) ?? { analyzed: 0, failed: 0, cancelled: true, elapsedMs: 0 };
+      } catch (err) {
+        throw toQuantLensError(err);
+      }
+    });
+    rpc.on('copyStats', ({ index }) => {
+      this.statsJson(index).then(
+        (json) => vscode.env.clipboard.writeText(json),
+        (err) => void vscode.window.showErrorMessage(`QuantLens: ${toQuantLensError(err).message}`),
+      );
     });
     rpc.on('reopenWith', ({ editor }) => {
       const viewType = editor === 'hex' ? HEX_EDITOR_VIEW_TYPE : 'default';

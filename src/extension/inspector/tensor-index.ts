@@ -93,7 +93,11 @@ export class TensorIndex {
       const sign = request.sort.descending ? -1 : 1;
       const values = new Map(order.map((i) => [i, value(this.rows[i])]));
       order.sort((a, b) => {
-        const c = compareValues(values.get(a)!, values.get(b)!);
+        const va = values.get(a)!;
+        const vb = values.get(b)!;
+        // unknown values (no layer, no statistics yet) stay at the end in both directions
+        if (va === null || vb === null) return va === vb ? a - b : va === null ? 1 : -1;
+        const c = compareValues(va, vb);
         return c !== 0 ? sign * c : a - b;
       });
     } else if (request.sort?.descending) {
@@ -252,11 +256,8 @@ function columnValue(column: TensorColumn): (row: TensorRow) => SortValue {
   }
 }
 
-/** Nulls (no layer, no statistics yet) sort last in either direction's ascending form. */
-function compareValues(a: SortValue, b: SortValue): number {
+function compareValues(a: string | number, b: string | number): number {
   if (a === b) return 0;
-  if (a === null) return 1;
-  if (b === null) return -1;
   if (typeof a === 'number' && typeof b === 'number') return a - b;
   return String(a).localeCompare(String(b), 'en', { numeric: true });
 }

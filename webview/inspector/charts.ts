@@ -1,0 +1,144 @@
+import {
+  BarController,
+  BarElement,
+  CategoryScale,
+  Chart,
+  LinearScale,
+  LineController,
+  LineElement,
+  LogarithmicScale,
+  PointElement,
+  Tooltip,
+  type ChartConfiguration,
+} from 'chart.js';
+import { formatStat } from './format';
+
+Chart.register(BarController, BarElement, CategoryScale, LinearScale, LogarithmicScale, LineController, LineElement, PointElement, Tooltip);
+
+/** A theme colour from VS Code's CSS variables (charts follow light, dark and high-contrast themes). */
+function themeColor(name: string, fallback: string): string {
+  return getComputedStyle(document.body).getPropertyValue(name).trim() || fallback;
+}
+
+function axisColors(): { text: string; grid: string } {
+  return {
+    text: themeColor('--vscode-charts-foreground', themeColor('--vscode-foreground', 'gray')),
+    grid: themeColor('--vscode-charts-lines', 'rgba(128,128,128,0.3)'),
+  };
+}
+
+export interface HistogramData {
+  min: number | null;
+  max: number | null;
+  counts: number[];
+}
+
+/**
+ * The histogram of a tensor's values: linear or log count axis, drag across it to zoom into a range
+ * of bins, double-click (or `resetZoom`) to see all of it again.
+ */
+export class HistogramChart {
+  private chart: Chart<'bar'> | undefined;
+  private log = false;
+  private zoom: [number, number] | undefined;
+  private dragFrom: number | undefined;
+
+  constructor(
+    private readonly canvas: HTMLCanvasElement,
+    private readonly data: HistogramData,
+  ) {
+    canvas.addEventListener('mousedown', (e) => (this.dragFrom = this.binAt(e)));
+    canvas.addEventListener('mouseup', (e) => {
+      const from = this.dragFrom;
+      this.dragFrom = undefined;
+      const to = this.binAt(e);
+      if (from === undefined || to === undefined || Math.abs(to - from) < 2) return;
+      this.zoom = [Math.min(from, to), Math.max(from, to)];
+      this.draw();
+    });
+    canvas.addEventListener('dblclick', () => this.resetZoom());
+    this.draw();
+  }
+
+  setLog(log: boolean): void {
+    this.log = log;
+    this.draw();
+  }
+
+  resetZoom(): void {
+    this.zoom = undefined;
+    this.draw();
+  }
+
+  /** Redraws with the current theme's colours. */
+  draw(): void {
+    this.chart?.destroy();
+    const { min, max, counts } = this.data;
+    const n = counts.length;
+    const lo = min ?? 0;
+    const width = n > 0 && max !== null && min !== null ? (max - min) / n : 0;
+    const labels = counts.map((_, i) => formatStat(lo + (i + 0.5) * width));
+    const { text, grid } = axisColors();
+    const bar = themeColor('--vscode-charts-blue', 'steelblue');
+    const config: ChartConfiguration<'bar'> = {
+      type: 'bar',
+      data: { labels, datasets: [{ data: counts, backgroundColor: bar, borderWidth: 0, barPercentage: 1, categoryPercentage: 1 }] },
+      options: {
+        animation: false,
+        responsive: true,
+        maintainAspectRatio: false,
+        plugins: {
+          tooltip: {
+            callbacks: {
+              title: (items) => {
+                const i = items[0]?.dataIndex ?? 0;
+                return `[${formatStat(lo + i * width)}, ${formatStat(lo + (i + 1) * width)})`;
+              },
+            },
+          },
+        },
+        scales: {
+          x: {
+            min: this.zoom?.[0],
+            max: this.zoom?.[1],
+            ticks: { color: text, maxTicksLimit: 6, maxRotation: 0 },
+            grid: { display: false },
+          },
+          y: this.log
+            ? { type: 'logarithmic', ticks: { color: text, maxTicksLimit: 6 }, grid: { color: grid } }
+            : { type: 'linear', beginAtZero: true, ticks: { color: text, maxTicksLimit: 6 }, grid: { color: grid } },
+        },
+      },
+    };
+    this.chart = new Chart(this.canvas, config);
+  }
+
+  destroy(): void {
+    this.chart?.destroy();
+  }
+
+  private binAt(e: MouseEvent): number | undefined {
+    const x = this.chart?.scales.x;
+    if (!x) return undefined;
+    const v = x.getValueForPixel(e.offsetX);
+    return v === undefined ? undefined : Math.round(v);
+  }
+}
+
+/** A small line chart (absmax per row or column, a strip across layers). */
+export function lineChart(canvas: HTMLCanvasElement, labels: string[], values: number[], colorVar = '--vscode-charts-orange'): Chart<'line'> {
+  const { text, grid } = axisColors();
+  return new Chart(canvas, {
+    type: 'line',
+    data: { labels, datasets: [{ data: values, borderColor: themeColor(colorVar, 'orange'), borderWidth: 1, pointRadius: 0 }] },
+    options: {
+      animation: false,
+      responsive: true,
+      maintainAspectRatio: false,
+      scales: {
+        x: { ticks: { color: text, maxTicksLimit: 6, maxRotation: 0 }, grid: { display: false } },
+        y: { beginAtZero: true, ticks: { color: text, maxTicksLimit: 5 }, grid: { color: grid } },
+      },
+    },
+  });
+}
