@@ -9,6 +9,8 @@ commands:
   quantize <in> -o <out> --type T [--pure] [--tensor-type REGEX=TYPE]... [--json]
                                                      quantize (GGUF types and llama.cpp presets)
   diff <a> <b> [--json]                              per-tensor error of b against a (any formats)
+  split <in.gguf> <out> (--split-max-tensors N | --split-max-size N[M|G])
+                                                     split a GGUF like llama-gguf-split
 `;
 
 /** Commands are loaded on use, so `inspect` never pays for the kernel. */
@@ -17,6 +19,7 @@ const COMMANDS: Record<string, () => Promise<CliCommand>> = {
   stats: async () => (await import('./commands/stats')).statsCommand,
   quantize: async () => (await import('./commands/quantize')).quantizeCommand,
   diff: async () => (await import('./commands/diff')).diffCommand,
+  split: async () => (await import('./commands/split')).splitCommand,
 };
 
 async function main(argv: string[]): Promise<number> {

@@ -5,14 +5,15 @@ import { QuantLensError } from '../../core/errors';
 import { isGgufTarget, quantizeToGguf } from '../../core/quantize/to-gguf';
 import { flag, hasFlag, parseArgs, toJson, type CliContext } from '../io';
 import { TerminalProgress } from '../progress';
+import { splitLimits } from './split';
 
 /**
  * `quantlens quantize <in> -o <out> --type T [--pure] [--format gguf] [--tensor-type REGEX=TYPE]...
- *  [--output-tensor-type T] [--token-embedding-type T] [--json]`
+ *  [--output-tensor-type T] [--token-embedding-type T] [--split-max-tensors N | --split-max-size N[M|G]] [--json]`
  */
 export async function quantizeCommand(ctx: CliContext): Promise<void> {
   const p = parseArgs(ctx.args, {
-    values: ['type', 'o', 'output', 'format', 'tensor-type', 'output-tensor-type', 'token-embedding-type'],
+    values: ['type', 'o', 'output', 'format', 'tensor-type', 'output-tensor-type', 'token-embedding-type', 'split-max-tensors', 'split-max-size'],
     booleans: ['pure', 'json'],
     aliases: { '-o': '--output' },
   });
@@ -32,6 +33,7 @@ export async function quantizeCommand(ctx: CliContext): Promise<void> {
     tensorTypes: (p.flags.get('tensor-type') ?? []).map(parseTensorType),
     outputTensorType: dtypeFlag(flag(p, 'output-tensor-type')),
     tokenEmbeddingType: dtypeFlag(flag(p, 'token-embedding-type')),
+    split: splitLimits(flag(p, 'split-max-tensors'), flag(p, 'split-max-size')),
     signal: ctx.signal,
     onProgress: (pr) => progress.update(pr.bytesTotal ? pr.bytesDone / pr.bytesTotal : 1, pr.tensor),
   });
@@ -41,7 +43,7 @@ export async function quantizeCommand(ctx: CliContext): Promise<void> {
     return;
   }
   for (const d of result.diagnostics) ctx.stderr.write(`${d.severity}[${d.code}]: ${d.tensor}: ${d.message}\n`);
-  ctx.stdout.write(`${output}: ${result.ftype}, ${result.bytes.toLocaleString('en-US')} bytes of tensors, ${result.bitsPerWeight.toFixed(3)} bits per weight\n`);
+  ctx.stdout.write(`${result.outputs.join(', ')}: ${result.ftype}, ${result.bytes.toLocaleString('en-US')} bytes of tensors, ${result.bitsPerWeight.toFixed(3)} bits per weight\n`);
 }
 
 /** `model-Q4_K_M.gguf` next to the input (a folder input: next to the folder). */

@@ -6,11 +6,10 @@
  * `general.architecture` is `quantlens`, for inspection and comparison.
  */
 import { basename } from 'node:path';
-import { AtomicOutput } from '../atomic-output';
 import { readInto } from '../bytesource';
 import { DTYPES, type DType } from '../dtypes';
 import { QuantLensError, throwIfAborted } from '../errors';
-import { encodeGgufHeader, ggufPadding, layoutGgufTensorData } from '../gguf/write';
+import { writeGgufOutput, type GgufOutputTensor, type SplitLimits } from '../gguf/output';
 import type { Diagnostic, MetadataValue, ModelInfo, TensorInfo } from '../model';
 import { describeTensor } from '../names';
 import { f32ToBf16, f32ToF16 } from '../quant/fp16';
@@ -50,13 +49,16 @@ export interface GgufQuantizeOptions {
   outputTensorType?: DType;
   tokenEmbeddingType?: DType;
   quantizer?: RowQuantizer;
+  /** Write split files like llama-gguf-split. */
+  split?: SplitLimits;
   files?: FileAccess;
   signal?: AbortSignal;
   onProgress?: (p: GgufQuantizeProgress) => void;
 }
 
 export interface GgufQuantizeResult {
-  output: string;
+  /** The written file, or the split files in order. */
+  outputs: string[];
   ftype: LlamaFtype;
   tensors: Array<{ name: string; from: DType; to: DType; fallback?: string }>;
   bytes: number;
@@ -99,46 +101,42 @@ export async function quantizeToGguf(input: string, output: string, options: Ggu
 
   const metadata = outputMetadata(model, input, ftype);
   const alignment = metadata[GGUF_ALIGNMENT_KEY]?.type === 'u32' ? (metadata[GGUF_ALIGNMENT_KEY].value as number) : GGUF_DEFAULT_ALIGNMENT;
-  const outTensors = ordered.map((t, i) => ({ name: t.name, dtype: choices[i].type, shape: t.shape }));
-  const { offsets, dataBytes } = layoutGgufTensorData(outTensors, alignment);
-  const header = encodeGgufHeader({ version: 3, metadata, alignment, tensors: outTensors.map((t, i) => ({ ...t, offset: offsets[i] })) });
-
   const quantizer = options.quantizer ?? twinRowQuantizer;
-  const out = await AtomicOutput.create(output, header.length + dataBytes);
   const bytesTotal = ordered.reduce((s, t) => s + t.byteLength, 0);
   let bytesDone = 0;
-  try {
-    await out.write(header);
-    for (let i = 0; i < ordered.length; i++) {
-      throwIfAborted(options.signal);
-      const t = ordered[i];
-      const c = choices[i];
-      options.onProgress?.({ tensorsDone: i, tensors: ordered.length, bytesDone, bytesTotal, tensor: t.name });
-      const before = out.bytesWritten;
-      if (!c.quantize && t.encoding === 'raw') {
-        await copyRaw(model, t, files, out, options.signal);
-      } else if (!c.quantize) {
-        await out.write(await readTensorBytes(model, t, files));
-      } else {
-        const importance = options.importance?.(ggufName(t));
-        for await (const chunk of tensorRowsF32(model, t, files, { signal: options.signal })) {
-          await out.write(await encodeRows(c.type, chunk.values, chunk.rows, matrixShape(t.shape).cols, quantizer, importance));
+  const outTensors: GgufOutputTensor[] = ordered.map((t, i) => {
+    const c = choices[i];
+    return {
+      name: t.name,
+      dtype: c.type,
+      shape: t.shape,
+      write: async (sink) => {
+        if (!c.quantize && t.encoding === 'raw') await copyRaw(model, t, files, sink, options.signal);
+        else if (!c.quantize) await sink(await readTensorBytes(model, t, files));
+        else {
+          const importance = options.importance?.(ggufName(t));
+          for await (const chunk of tensorRowsF32(model, t, files, { signal: options.signal })) {
+            await sink(await encodeRows(c.type, chunk.values, chunk.rows, matrixShape(t.shape).cols, quantizer, importance));
+          }
         }
-      }
-      const written = out.bytesWritten - before;
-      await out.write(new Uint8Array(ggufPadding(written, alignment)));
-      bytesDone += t.byteLength;
-    }
-    options.onProgress?.({ tensorsDone: ordered.length, tensors: ordered.length, bytesDone, bytesTotal, tensor: '' });
-    await out.commit();
-  } catch (err) {
-    await out.discard();
-    throw err;
-  }
+        bytesDone += t.byteLength;
+      },
+    };
+  });
+  const outputs = await writeGgufOutput({
+    output,
+    metadata,
+    alignment,
+    tensors: outTensors,
+    split: options.split,
+    signal: options.signal,
+    onTensor: (i) => options.onProgress?.({ tensorsDone: i, tensors: ordered.length, bytesDone, bytesTotal, tensor: ordered[i].name }),
+  });
+  options.onProgress?.({ tensorsDone: ordered.length, tensors: ordered.length, bytesDone, bytesTotal, tensor: '' });
   const params = ordered.reduce((s, t) => s + t.shape.reduce((a, b) => a * b, 1), 0);
   const bytes = outTensors.reduce((s, t) => s + (t.shape.reduce((a, b) => a * b, 1) / DTYPES[t.dtype].blockSize) * DTYPES[t.dtype].bytesPerBlock, 0);
   return {
-    output,
+    outputs,
     ftype,
     tensors: ordered.map((t, i) => ({ name: t.name, from: t.dtype, to: choices[i].type, fallback: choices[i].fallback?.reason })),
     bytes,
@@ -180,7 +178,7 @@ async function encodeRows(type: DType, values: Float32Array, rows: number, cols:
 
 const COPY_CHUNK = 16 << 20;
 
-async function copyRaw(model: ModelInfo, t: TensorInfo, files: FileAccess, out: AtomicOutput, signal?: AbortSignal): Promise<void> {
+async function copyRaw(model: ModelInfo, t: TensorInfo, files: FileAccess, sink: (bytes: Uint8Array) => Promise<void>, signal?: AbortSignal): Promise<void> {
   if (!model.files.includes(t.file)) throw new QuantLensError('INTERNAL', `${t.file} is not a file of this model`, { tensor: t.name });
   const src = await files.open(t.file);
   try {
@@ -190,7 +188,7 @@ async function copyRaw(model: ModelInfo, t: TensorInfo, files: FileAccess, out: 
       const n = Math.min(buf.length, t.byteLength - done);
       const part = buf.subarray(0, n);
       await readInto(src, t.byteOffset + done, part, t.name);
-      await out.write(part);
+      await sink(part);
       done += n;
     }
   } finally {
