@@ -3,9 +3,11 @@ import { benchDequant } from './dequant';
 import { benchInspect } from './inspect';
 import { benchQuantize } from './quantize';
 import { benchRtn } from './rtn';
+import { benchStats } from './stats';
 
 const BENCHES: Record<string, () => Promise<void>> = {
   inspect: benchInspect,
+  stats: benchStats,
   dequant: benchDequant,
   rtn: benchRtn,
   quantize: benchQuantize,
