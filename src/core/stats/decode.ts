@@ -9,6 +9,8 @@
  * - F8_E5M2 is the top byte of an F16 (same exponent width): decoded as that F16.
  * - F8_E4M3 is the "fn" variant (PyTorch float8_e4m3fn, OCP FP8): bias 7, no infinities,
  *   S.1111.111 is NaN, decoded to the quiet NaN sign | 0x7FC00000.
+ * - F64 rounds to nearest f32, ties to even; NaN becomes the quiet NaN with its sign (the engine
+ *   decides NaN bits of f32.demote_f64, so the kernel does this explicitly).
  * - Integers round to nearest f32, ties to even, in one rounding (64-bit ones included).
  */
 import type { DType } from '../dtypes';
