@@ -9,9 +9,13 @@ export type DType =
   | 'Q4_0' | 'Q4_1' | 'Q5_0' | 'Q5_1' | 'Q8_0' | 'Q8_1'
   | 'Q2_K' | 'Q3_K' | 'Q4_K' | 'Q5_K' | 'Q6_K' | 'Q8_K'
   | 'IQ2_XXS' | 'IQ2_XS' | 'IQ3_XXS' | 'IQ1_S' | 'IQ4_NL' | 'IQ3_S' | 'IQ2_S' | 'IQ4_XS' | 'IQ1_M'
-  | 'TQ1_0' | 'TQ2_0' | 'MXFP4';
+  | 'TQ1_0' | 'TQ2_0' | 'MXFP4'
+  // quantized layouts stored as several safetensors tensors, presented as one logical tensor
+  // (TensorInfo.quantized, readers/quantized-layouts.ts); their bytes live in the parts
+  | 'CT_INT' | 'CT_FP8' | 'GPTQ' | 'AWQ' | 'BNB_NF4' | 'BNB_FP4' | 'BNB_INT8';
 
-export type DTypeKind = 'float' | 'int' | 'uint' | 'bool' | 'block';
+/** `layout`: a logical tensor of a quantized layout; size arithmetic goes through its parts, never the traits. */
+export type DTypeKind = 'float' | 'int' | 'uint' | 'bool' | 'block' | 'layout';
 
 export interface DTypeTraits {
   kind: DTypeKind;
@@ -63,6 +67,13 @@ export const DTYPES = {
   TQ1_0: { kind: 'block', blockSize: 256, bytesPerBlock: 54, ggmlId: 34 },
   TQ2_0: { kind: 'block', blockSize: 256, bytesPerBlock: 66, ggmlId: 35 },
   MXFP4: { kind: 'block', blockSize: 32, bytesPerBlock: 17, ggmlId: 39 },
+  CT_INT: { kind: 'layout', blockSize: 1, bytesPerBlock: 0 },
+  CT_FP8: { kind: 'layout', blockSize: 1, bytesPerBlock: 0 },
+  GPTQ: { kind: 'layout', blockSize: 1, bytesPerBlock: 0 },
+  AWQ: { kind: 'layout', blockSize: 1, bytesPerBlock: 0 },
+  BNB_NF4: { kind: 'layout', blockSize: 1, bytesPerBlock: 0 },
+  BNB_FP4: { kind: 'layout', blockSize: 1, bytesPerBlock: 0 },
+  BNB_INT8: { kind: 'layout', blockSize: 1, bytesPerBlock: 0 },
 } as const satisfies Record<DType, DTypeTraits>;
 
 export const ALL_DTYPES = Object.keys(DTYPES) as DType[];

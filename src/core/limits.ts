@@ -73,3 +73,5 @@ export const MAX_HISTOGRAM_BINS = 1 << 16;
 export const IMATRIX_MAX_ENTRIES = 1 << 20;
 /** Tensor or dataset name length in an imatrix .dat file (CWE-770). */
 export const IMATRIX_MAX_NAME_BYTES = 1 << 16;
+/** A bitsandbytes quant state (a small JSON stored as a uint8 tensor) read at open time (CWE-770). */
+export const MAX_QUANT_STATE_BYTES = 1 << 16;

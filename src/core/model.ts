@@ -11,7 +11,58 @@ export type TensorEncoding =
   /** An ONNX Constant node's `value_float(s)`/`value_int(s)` attribute: protobuf-encoded values. */
   | 'onnx-attribute'
   /** A PyTorch storage view: `byteOffset` is the first element, `strides` (in elements) may be non-contiguous. */
-  | 'pytorch-view';
+  | 'pytorch-view'
+  /**
+   * A quantized layout's logical tensor: the values live in `quantized.parts`; `byteLength` is the sum
+   * of the parts, `file`/`byteOffset` those of the packed values. Read it with tensorRowsF32.
+   */
+  | 'quantized';
+
+/** The stored tensors of a quantized weight, by role. */
+export type QuantizedPart =
+  | 'packed'
+  | 'scale'
+  | 'zeroPoint'
+  | 'gIdx'
+  | 'shape'
+  | 'absmax'
+  | 'quantMap'
+  | 'nestedAbsmax'
+  | 'nestedQuantMap'
+  | 'quantState'
+  | 'format';
+
+export type QuantizedFormat =
+  /** compressed-tensors pack-quantized: int32 words of `bits`-bit values + 2^(bits−1) */
+  | 'compressed-tensors-pack'
+  /** compressed-tensors int-quantized / naive-quantized: one int8 per value */
+  | 'compressed-tensors-int'
+  /** compressed-tensors float-quantized: FP8 values */
+  | 'compressed-tensors-fp8'
+  | 'gptq'
+  | 'awq'
+  | 'bnb-nf4'
+  | 'bnb-fp4'
+  /** LLM.int8: int8 rows with one absmax per row (`SCB`) */
+  | 'bnb-int8';
+
+/** How a quantized weight is stored; parts are plain safetensors tensors of the same model. */
+export interface QuantizedLayout {
+  format: QuantizedFormat;
+  bits: number;
+  /**
+   * Columns sharing a scale along a row (the row length when per channel, rows × cols per tensor);
+   * bitsandbytes 4-bit: values per block of the flattened tensor.
+   */
+  groupSize: number;
+  symmetric: boolean;
+  parts: Partial<Record<QuantizedPart, TensorInfo>>;
+  /** GPTQ: added to the stored zero points (1 for the original GPTQ format, 0 for gptq_v2). */
+  zeroPointOffset?: number;
+  /** bitsandbytes double quantization: the mean added back to the absmax values, and their block size. */
+  nestedOffset?: number;
+  nestedBlockSize?: number;
+}
 
 export interface TensorInfo {
   name: string;
@@ -33,6 +84,8 @@ export interface TensorInfo {
    * fields, keys included.
    */
   fieldWire?: 'packed-f32' | 'packed-f64' | 'packed-varint' | 'packed-fixed64' | 'packed-fixed32' | 'f32' | 'f64' | 'varint';
+  /** For encoding `quantized`: the layout and its parts. */
+  quantized?: QuantizedLayout;
 }
 
 export type MetadataType =

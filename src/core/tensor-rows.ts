@@ -36,6 +36,12 @@ export async function* tensorRowsF32(
   files: FileAccess,
   options: { maxElements?: number; signal?: AbortSignal } = {},
 ): AsyncGenerator<RowChunk> {
+  if (tensor.encoding === 'quantized') {
+    // a quantized layout's logical tensor (readers/quantized-layouts.ts)
+    const { dequantizeLogicalRows } = await import('./readers/quantized-layouts');
+    yield* dequantizeLogicalRows(model, tensor, files, { maxElements: options.maxElements ?? ROW_CHUNK_ELEMENTS, signal: options.signal });
+    return;
+  }
   const { rows, cols } = matrixShape(tensor.shape);
   const traits = DTYPES[tensor.dtype];
   if (cols % traits.blockSize !== 0) {

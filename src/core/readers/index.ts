@@ -34,7 +34,9 @@ export async function openModel(path: string, options: ReadOptions & { files?: F
   const failures: QuantLensError[] = [];
   for (const reader of candidates) {
     try {
-      return await reader.read(entry, files, options);
+      const model = await reader.read(entry, files, options);
+      // quantized layouts (compressed-tensors, GPTQ, AWQ, bitsandbytes) become one logical tensor per weight
+      return model.format === 'safetensors' ? await (await import('./quantized-layouts')).recogniseQuantizedLayouts(model, files, options) : model;
     } catch (err) {
       const e = toQuantLensError(err);
       if (e.code === 'CANCELLED' || candidates.length === 1) throw e;
