@@ -9,6 +9,10 @@ commands:
   quantize <in> -o <out> --type T [--pure] [--tensor-type REGEX=TYPE]... [--json]
                                                      quantize (GGUF types and llama.cpp presets)
   diff <a> <b> [--json]                              per-tensor error of b against a (any formats)
+  sensitivity <file> [--types T,..] [--imatrix F] [--sample|--full] [--json]
+                                                     error of every tensor at every candidate format
+  plan <file> (--bpw X | --size N[GB|GiB|MB]) [--types T,..] [--imatrix F] [--pin REGEX=TYPE].. [--json]
+       [-o plan.json] [--emit llama|compressed-tensors] a format per tensor under a budget
   split <in.gguf> <out> (--split-max-tensors N | --split-max-size N[M|G])
                                                      split a GGUF like llama-gguf-split
 `;
@@ -19,6 +23,8 @@ const COMMANDS: Record<string, () => Promise<CliCommand>> = {
   stats: async () => (await import('./commands/stats')).statsCommand,
   quantize: async () => (await import('./commands/quantize')).quantizeCommand,
   diff: async () => (await import('./commands/diff')).diffCommand,
+  sensitivity: async () => (await import('./commands/sensitivity')).sensitivityCommand,
+  plan: async () => (await import('./commands/plan')).planCommand,
   split: async () => (await import('./commands/split')).splitCommand,
 };
 

@@ -137,7 +137,8 @@ test('llama-quantize recipe: anchored escaped patterns cover every planned tenso
 test('compressed-tensors config: one group per scheme, module-name re: targets, ignore', () => {
   const types = ['int8-ch-sym', 'int4-g128-sym', 'int4-g128-asym', 'fp8-e4m3-ch'];
   const tensors = llamaTensors('safetensors', types);
-  const plan = planMixedPrecision(tensors, 'safetensors', 'weights', { budget: { kind: 'bitsPerWeight', value: 6 }, exclude: ['lm_head'] });
+  const plan = planMixedPrecision(tensors, 'safetensors', 'weights', { budget: { kind: 'bitsPerWeight', value: 8 }, exclude: ['lm_head'] });
+  assert.equal(plan.kept['model.embed_tokens.weight'], 'BF16', 'compressed-tensors quantizes Linear layers only');
   const cfg = compressedTensorsConfig(plan) as { config_groups: Record<string, { targets: string[]; weights: Record<string, unknown>; format: string }>; ignore: string[]; quant_method: string; format: string };
   assert.equal(cfg.quant_method, 'compressed-tensors');
   assert.deepEqual(cfg.ignore, ['lm_head']);

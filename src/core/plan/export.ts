@@ -70,6 +70,8 @@ export interface LlamaQuantizeRecipe {
   tensorTypeFile: string;
   /** Arguments using the file instead of inline patterns (`<file>` stands for its path). */
   argsWithFile: string[];
+  /** What follows the options: input, output, preset. */
+  positional: string[];
   /** A shell command line, for display. */
   command: string;
 }
@@ -118,18 +120,20 @@ export function llamaQuantizeRecipe(plan: Plan, files: { input?: string; output?
   if (embeddingType) common.push('--token-embedding-type', embeddingType);
   const args = [...common, ...lines.flatMap((l) => ['--tensor-type', l])];
   const argsWithFile = [...common, '--tensor-type-file', '<file>'];
-  const tail = [files.input ?? 'model-f16.gguf', files.output ?? `model-${baseType}-mixed.gguf`, baseType];
+  const positional = [files.input ?? 'model-f16.gguf', files.output ?? 'model-mixed.gguf', baseType];
   return {
     baseType,
     args,
     tensorTypeFile: lines.length ? `${lines.join('\n')}\n` : '',
     argsWithFile,
-    command: ['llama-quantize', ...args, ...tail].map(shellQuote).join(' '),
+    positional,
+    command: shellCommand(['llama-quantize', ...args, ...positional]),
   };
 }
 
-function shellQuote(s: string): string {
-  return /^[A-Za-z0-9_./=:-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
+/** A command line for a POSIX shell, quoting what needs it. */
+export function shellCommand(words: readonly string[]): string {
+  return words.map((s) => (/^[A-Za-z0-9_./=:-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`)).join(' ');
 }
 
 /** The compressed-tensors module name of a weight: the tensor name without `.weight`. */
@@ -179,7 +183,7 @@ export function compressedTensorsConfig(plan: Plan): Record<string, unknown> {
       };
     });
   const ignore = plan.tensors
-    .filter((t) => t.format === null && t.shape.length >= 2 && t.name.endsWith('.weight') && t.role !== 'norm')
+    .filter((t) => t.format === null && t.shape.length >= 2 && t.name.endsWith('.weight') && t.role !== 'norm' && t.role !== 'embed')
     .map((t) => moduleName(t.name))
     .sort();
   return {

@@ -201,7 +201,7 @@ export function planMixedPrecision(tensors: PlanTensor[], target: QuantTarget, m
   let keptBytes = 0;
   const planned: PlannedItem[] = [];
   for (const t of tensors) {
-    const candidates = exclude.some((re) => matches(re, t.name)) ? [] : restrict(t, rules, target, warnings);
+    const candidates = exclude.some((re) => matches(re, t.name)) || keptByTarget(t.name, target) ? [] : restrict(t, rules, target, warnings);
     if (candidates.length === 0) {
       kept[t.name] = t.dtype;
       keptBytes += t.keptBytes;
@@ -257,6 +257,14 @@ export function planMixedPrecision(tensors: PlanTensor[], target: QuantTarget, m
     uniform,
     warnings,
   };
+}
+
+/**
+ * compressed-tensors and bitsandbytes runtimes quantize Linear layers only: a safetensors plan keeps
+ * the token embedding as it is.
+ */
+function keptByTarget(name: string, target: QuantTarget): boolean {
+  return target === 'safetensors' && describeTensor(name).role === 'embed';
 }
 
 interface CompiledRule {
@@ -320,7 +328,7 @@ function uniformPoints(tensors: PlanTensor[], exclude: RegExp[], target: QuantTa
     let bytes = 0;
     let error = 0;
     for (const t of tensors) {
-      const cands = exclude.some((re) => matches(re, t.name)) ? [] : t.candidates;
+      const cands = exclude.some((re) => matches(re, t.name)) || keptByTarget(t.name, target) ? [] : t.candidates;
       const pick =
         cands.find((c) => c.format === name) ??
         cands.find((c) => f.target === 'gguf' && c.format === GGUF_ROW_FALLBACK[f.name]) ??
