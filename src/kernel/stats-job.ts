@@ -29,7 +29,7 @@ const CODE_FLUSH_ELEMENTS = 2 ** 31;
 // Input
 
 /** Reads ranges of a job's input into kernel memory. */
-class InputReader {
+export class InputReader {
   private constructor(
     private readonly kernel: KernelInstance,
     private readonly input: ByteInput,
@@ -87,7 +87,7 @@ function checkInputSize(name: string, dtype: DType, count: number, input: ByteIn
  * types decoded, block types dequantized) or as stored (`'stored'`, for the f64 statistics path).
  * Chunks hold a multiple of 4 elements and of the block size; a tensor that fits in one chunk is read once.
  */
-class ValueChunks {
+export class ValueChunks {
   readonly chunkElements: number;
   readonly chunks: number;
   /** Kernel address of the current chunk's values. */

@@ -6,6 +6,7 @@ import { parentPort } from 'node:worker_threads';
 import { RpcEndpoint, type RequestHandler } from '../shared/rpc';
 import type { JobHandler, JobKind, PoolSide, WorkerSide } from './jobs';
 import { runQuantErrorJob } from './quant-error';
+import { runQuantizeRowsJob } from './quantize-job';
 import { runAbsMaxProfileJob, runStatsJob } from './stats-job';
 import { instantiateKernel, KernelArena, type KernelInstance } from './wasm';
 
@@ -14,6 +15,7 @@ const HANDLERS: { [K in JobKind]: JobHandler<K> } = {
   stats: runStatsJob,
   absMaxProfile: runAbsMaxProfileJob,
   quantError: runQuantErrorJob,
+  quantizeRows: runQuantizeRowsJob,
 };
 
 if (!parentPort) throw new Error('worker.ts runs as a worker thread');

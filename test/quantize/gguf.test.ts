@@ -140,3 +140,30 @@ test('a read-only folder gives a clear OUTPUT error', async () => {
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('the kernel pool encoder writes the same bytes as the TypeScript twin', async () => {
+  const { KernelPool } = await import('../../src/kernel/pool');
+  const { poolTensorEncoder } = await import('../../src/kernel/pool-encoder');
+  const dir = scratch();
+  const pool = new KernelPool({ size: 2 });
+  try {
+    const src = join(dir, 'tiny');
+    writeSafetensorsModel(src, llamaTensors(PRESETS.tiny.shape), 'BF16', 11);
+    for (const type of ['Q4_K_M', 'Q8_0', 'Q5_1', 'IQ4_XS', 'F16']) {
+      const viaTwin = join(dir, `twin-${type}.gguf`);
+      const viaPool = join(dir, `pool-${type}.gguf`);
+      await quantizeToGguf(src, viaTwin, { type });
+      // Small jobs, so several row ranges of one tensor are in flight at once.
+      await quantizeToGguf(src, viaPool, { type, encoder: poolTensorEncoder(pool, 4096) });
+      assert.ok(readFileSync(viaTwin).equals(readFileSync(viaPool)), `${type}: kernel and twin outputs differ`);
+    }
+    if (hasModels) {
+      const out = join(dir, 'pool-Q4_K_M-stories.gguf');
+      await quantizeToGguf(join(stories, 'stories260K-f32.gguf'), out, { type: 'Q4_K_M', encoder: poolTensorEncoder(pool) });
+      assert.ok(readFileSync(out).equals(readFileSync(join(stories, 'stories260K-Q4_K_M.gguf'))), 'pool output differs from llama-quantize');
+    }
+  } finally {
+    pool.dispose();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -4,6 +4,8 @@ import { isDType, type DType } from '../../core/dtypes';
 import { QuantLensError } from '../../core/errors';
 import { isGgufTarget, quantizeToGguf } from '../../core/quantize/to-gguf';
 import { flag, hasFlag, parseArgs, toJson, type CliContext } from '../io';
+import { KernelPool } from '../../kernel/pool';
+import { poolTensorEncoder } from '../../kernel/pool-encoder';
 import { TerminalProgress } from '../progress';
 import { splitLimits } from './split';
 
@@ -27,7 +29,9 @@ export async function quantizeCommand(ctx: CliContext): Promise<void> {
   const output = flag(p, 'output') ?? defaultOutputPath(input, type);
   if (existsSync(output)) throw new QuantLensError('USAGE', `${output} exists; QuantLens never overwrites a file`);
   const progress = new TerminalProgress(ctx.stderr);
+  const pool = new KernelPool();
   const result = await quantizeToGguf(input, output, {
+    encoder: poolTensorEncoder(pool),
     type,
     pure: hasFlag(p, 'pure'),
     tensorTypes: (p.flags.get('tensor-type') ?? []).map(parseTensorType),
@@ -36,7 +40,7 @@ export async function quantizeCommand(ctx: CliContext): Promise<void> {
     split: splitLimits(flag(p, 'split-max-tensors'), flag(p, 'split-max-size')),
     signal: ctx.signal,
     onProgress: (pr) => progress.update(pr.bytesTotal ? pr.bytesDone / pr.bytesTotal : 1, pr.tensor),
-  });
+  }).finally(() => pool.dispose());
   progress.done();
   if (hasFlag(p, 'json')) {
     ctx.stdout.write(`${toJson(result)}\n`);

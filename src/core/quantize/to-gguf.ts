@@ -13,7 +13,7 @@ import { writeGgufOutput, type GgufOutputTensor, type SplitLimits } from '../ggu
 import type { Diagnostic, MetadataValue, ModelInfo, TensorInfo } from '../model';
 import { describeTensor } from '../names';
 import { f32ToBf16, f32ToF16 } from '../quant/fp16';
-import { isGgufQuantType, quantizeRows, type GgufQuantType } from '../quant/ggml-quantize';
+import { isGgufQuantType, quantizeRows } from '../quant/ggml-quantize';
 import { openModel } from '../readers';
 import { GGUF_ALIGNMENT_KEY, GGUF_DEFAULT_ALIGNMENT } from '../readers/gguf-metadata';
 import { nodeFileAccess } from '../readers/node-files';
@@ -26,10 +26,34 @@ import { LLAMA_FTYPES, chooseLlamaTypes, ftypeForType, llamaTensorOrder, require
 const GGML_QNT_VERSION = 2;
 const SPLIT_KEYS = ['split.no', 'split.count', 'split.tensors.count'];
 
-/** Quantizes rows of f32 values to a GGUF block type (the kernel pool, or the TypeScript twin). */
-export type RowQuantizer = (type: GgufQuantType, values: Float32Array, rows: number, cols: number, importance?: Float32Array) => Promise<Uint8Array>;
+export interface EncodeJob {
+  model: ModelInfo;
+  tensor: TensorInfo;
+  /** The output type: a GGUF block type, or F32/F16/BF16. */
+  target: DType;
+  /** One weight per column, when an importance matrix has this tensor. */
+  importance?: Float32Array;
+  files: FileAccess;
+  signal?: AbortSignal;
+}
 
-export const twinRowQuantizer: RowQuantizer = async (type, values, rows, cols, importance) => quantizeRows(type, values, rows, cols, importance);
+/** Converts a tensor to an output type, handing its bytes to `sink` in row order. */
+export interface TensorEncoder {
+  encode(job: EncodeJob, sink: (bytes: Uint8Array) => Promise<void>): Promise<void>;
+}
+
+/**
+ * The plain TypeScript path: the reference (byte-exact, slow). The worker pool's encoder
+ * (src/kernel/pool-encoder.ts) writes the same bytes in the kernel.
+ */
+export const twinTensorEncoder: TensorEncoder = {
+  async encode(job, sink) {
+    const { cols } = matrixShape(job.tensor.shape);
+    for await (const chunk of tensorRowsF32(job.model, job.tensor, job.files, { signal: job.signal })) {
+      await sink(encodeRows(job.target, chunk.values, chunk.rows, cols, job.importance));
+    }
+  },
+};
 
 export interface GgufQuantizeProgress {
   tensorsDone: number;
@@ -48,7 +72,8 @@ export interface GgufQuantizeOptions {
   tensorTypes?: Array<{ pattern: RegExp; type: DType }>;
   outputTensorType?: DType;
   tokenEmbeddingType?: DType;
-  quantizer?: RowQuantizer;
+  /** Where conversion runs: the kernel pool's encoder, or the TypeScript twin (the default). */
+  encoder?: TensorEncoder;
   /** Write split files like llama-gguf-split. */
   split?: SplitLimits;
   files?: FileAccess;
@@ -101,7 +126,7 @@ export async function quantizeToGguf(input: string, output: string, options: Ggu
 
   const metadata = outputMetadata(model, input, ftype);
   const alignment = metadata[GGUF_ALIGNMENT_KEY]?.type === 'u32' ? (metadata[GGUF_ALIGNMENT_KEY].value as number) : GGUF_DEFAULT_ALIGNMENT;
-  const quantizer = options.quantizer ?? twinRowQuantizer;
+  const encoder = options.encoder ?? twinTensorEncoder;
   const bytesTotal = ordered.reduce((s, t) => s + t.byteLength, 0);
   let bytesDone = 0;
   const outTensors: GgufOutputTensor[] = ordered.map((t, i) => {
@@ -114,10 +139,9 @@ export async function quantizeToGguf(input: string, output: string, options: Ggu
         if (!c.quantize && t.encoding === 'raw') await copyRaw(model, t, files, sink, options.signal);
         else if (!c.quantize) await sink(await readTensorBytes(model, t, files));
         else {
-          const importance = options.importance?.(ggufName(t));
-          for await (const chunk of tensorRowsF32(model, t, files, { signal: options.signal })) {
-            await sink(await encodeRows(c.type, chunk.values, chunk.rows, matrixShape(t.shape).cols, quantizer, importance));
-          }
+          const weights = options.importance?.(ggufName(t));
+          const importance = weights && weights.length === matrixShape(t.shape).cols ? weights : undefined;
+          await encoder.encode({ model, tensor: t, target: c.type, importance, files, signal: options.signal }, sink);
         }
         bytesDone += t.byteLength;
       },
@@ -159,7 +183,7 @@ function validateChoice(c: TypeChoice, t: TensorInfo, ftype: LlamaFtype, options
   }
 }
 
-async function encodeRows(type: DType, values: Float32Array, rows: number, cols: number, quantizer: RowQuantizer, importance?: Float32Array): Promise<Uint8Array> {
+function encodeRows(type: DType, values: Float32Array, rows: number, cols: number, importance?: Float32Array): Uint8Array {
   switch (type) {
     case 'F32':
       return new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
@@ -172,7 +196,7 @@ async function encodeRows(type: DType, values: Float32Array, rows: number, cols:
     }
     default:
       if (!isGgufQuantType(type)) throw new QuantLensError('UNSUPPORTED', `${type} quantization is not implemented`);
-      return quantizer(type, values, rows, cols, importance && importance.length === cols ? importance : undefined);
+      return quantizeRows(type, values, rows, cols, importance);
   }
 }
 
