@@ -9,6 +9,7 @@
 import type { DType } from '../core/dtypes';
 import type { TensorStats } from '../core/stats/stats';
 import type { Transfer } from '../shared/rpc';
+import type { CompareTensorsJob, CompareTensorsReply } from './compare-job';
 import type { QuantErrorJob, QuantErrorReply } from './quant-error';
 import type { QuantizeRowsJob } from './quantize-job';
 import type { KernelArena, KernelInstance } from './wasm';
@@ -59,6 +60,8 @@ export type KernelJobs = {
   absMaxProfile: { request: AbsMaxProfileJob; reply: AbsMaxProfile };
   /** Sensitivity sweep: rows quantized and dequantized per format (src/kernel/quant-error.ts). */
   quantError: { request: QuantErrorJob; reply: QuantErrorReply };
+  /** One matched pair of two checkpoints' tensors: error figures, optionally histograms (src/kernel/compare-job.ts). */
+  compareTensors: { request: CompareTensorsJob; reply: CompareTensorsReply };
   /** Rows of a tensor converted to an output type (src/kernel/quantize-job.ts). */
   quantizeRows: { request: QuantizeRowsJob; reply: Uint8Array };
 };

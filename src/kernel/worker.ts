@@ -5,6 +5,7 @@
 import { parentPort } from 'node:worker_threads';
 import { RpcEndpoint, type RequestHandler } from '../shared/rpc';
 import type { JobHandler, JobKind, PoolSide, WorkerSide } from './jobs';
+import { runCompareTensorsJob } from './compare-job';
 import { runQuantErrorJob } from './quant-error';
 import { runQuantizeRowsJob } from './quantize-job';
 import { runAbsMaxProfileJob, runStatsJob } from './stats-job';
@@ -15,6 +16,7 @@ const HANDLERS: { [K in JobKind]: JobHandler<K> } = {
   stats: runStatsJob,
   absMaxProfile: runAbsMaxProfileJob,
   quantError: runQuantErrorJob,
+  compareTensors: runCompareTensorsJob,
   quantizeRows: runQuantizeRowsJob,
 };
 
