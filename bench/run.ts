@@ -1,6 +1,7 @@
 // `npm run bench`: every benchmark, each printing its figures next to a peer measured in the same run.
 import { benchDequant } from './dequant';
 import { benchInspect } from './inspect';
+import { benchQuantizeModel } from './quantize-model';
 import { benchQuantize } from './quantize';
 import { benchRtn } from './rtn';
 import { benchStats } from './stats';
@@ -11,6 +12,7 @@ const BENCHES: Record<string, () => Promise<void>> = {
   dequant: benchDequant,
   rtn: benchRtn,
   quantize: benchQuantize,
+  quantizeModel: benchQuantizeModel,
 };
 
 async function main(): Promise<void> {
