@@ -366,3 +366,37 @@ test('cancel, an existing output and a read-only folder leave nothing behind', a
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+function cliContext(args: string[]) {
+  let stdout = '';
+  const sink = (write: (s: string) => void) => ({ write: (s: string) => (write(s), true) }) as unknown as NodeJS.WritableStream;
+  return { ctx: { args, stdout: sink((s) => (stdout += s)), stderr: sink(() => undefined), signal: new AbortController().signal }, out: () => stdout };
+}
+
+test('quantlens quantize: a scheme name as --type, --plan and --fake-quant write safetensors folders (kernel = twin, byte for byte)', async () => {
+  const { quantizeCommand } = await import('../../src/cli/commands/quantize');
+  const dir = scratch();
+  try {
+    const input = tinyModel(dir);
+    const a = cliContext([input, '--type', 'int4-g128-asym', '--json']);
+    await quantizeCommand(a.ctx);
+    const result = JSON.parse(a.out());
+    assert.equal(result.output, join(dir, 'in-int4-g128-asym'));
+    assert.equal(result.layout, 'compressed-tensors');
+    assert.equal(result.quantizationConfig.quant_method, 'compressed-tensors');
+    await quantizeToSafetensors(input, join(dir, 'twin'), { scheme: 'int4-g128-asym' });
+    assert.ok(readFileSync(join(dir, 'twin', 'model.safetensors')).equals(readFileSync(join(dir, 'in-int4-g128-asym', 'model.safetensors'))), 'kernel and twin outputs are identical');
+    writeFileSync(join(dir, 'plan.json'), JSON.stringify({ target: 'safetensors', assignment: { 'model.layers.0.mlp.up_proj.weight': 'nf4-g64-dq', 'model.layers.1.mlp.up_proj.weight': 'nf4-g128' } }));
+    const b = cliContext([input, '--plan', join(dir, 'plan.json'), '-o', join(dir, 'nf4'), '--json']);
+    await quantizeCommand(b.ctx);
+    assert.deepEqual(JSON.parse(b.out()).quantizationConfig.llm_int8_skip_modules.length, 13);
+    await quantizeToSafetensors(input, join(dir, 'nf4-twin'), { plan: { 'model.layers.0.mlp.up_proj.weight': 'nf4-g64-dq', 'model.layers.1.mlp.up_proj.weight': 'nf4-g128' } });
+    assert.ok(readFileSync(join(dir, 'nf4-twin', 'model.safetensors')).equals(readFileSync(join(dir, 'nf4', 'model.safetensors'))));
+    const c = cliContext([input, '--type', 'fp8-e5m2-ch', '--fake-quant']);
+    await quantizeCommand(c.ctx);
+    assert.match(c.out(), /in-fp8-e5m2-ch-fake: fake-quant, 14 tensors quantized/);
+    await assert.rejects(quantizeCommand(cliContext([input, '--type', 'int4-g128-sym', '-o', join(dir, 'nf4')]).ctx), (e: { code?: string }) => e.code === 'USAGE');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

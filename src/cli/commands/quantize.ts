@@ -7,20 +7,23 @@ import { flag, hasFlag, parseArgs, toJson, type CliContext } from '../io';
 import { KernelPool } from '../../kernel/pool';
 import { poolTensorEncoder } from '../../kernel/pool-encoder';
 import { TerminalProgress } from '../progress';
+import { quantizeSafetensorsCommand, wantsSafetensors } from './quantize-safetensors';
 import { splitLimits } from './split';
 
 /**
  * `quantlens quantize <in> -o <out> --type T [--pure] [--format gguf] [--tensor-type REGEX=TYPE]...
- *  [--output-tensor-type T] [--token-embedding-type T] [--split-max-tensors N | --split-max-size N[M|G]] [--json]`
+ *  [--output-tensor-type T] [--token-embedding-type T] [--split-max-tensors N | --split-max-size N[M|G]] [--json]`;
+ * a scheme name as --type, --plan, --fake-quant or --format safetensors: see quantize-safetensors.ts.
  */
 export async function quantizeCommand(ctx: CliContext): Promise<void> {
   const p = parseArgs(ctx.args, {
-    values: ['type', 'o', 'output', 'format', 'tensor-type', 'output-tensor-type', 'token-embedding-type', 'split-max-tensors', 'split-max-size'],
-    booleans: ['pure', 'json'],
+    values: ['type', 'o', 'output', 'format', 'tensor-type', 'output-tensor-type', 'token-embedding-type', 'split-max-tensors', 'split-max-size', 'plan', 'shard-size'],
+    booleans: ['pure', 'json', 'fake-quant'],
     aliases: { '-o': '--output' },
   });
   if (p.positional.length !== 1) throw new QuantLensError('USAGE', 'quantize takes one input checkpoint');
   const input = p.positional[0];
+  if (wantsSafetensors(p)) return quantizeSafetensorsCommand(ctx, p, input);
   const type = flag(p, 'type');
   if (!type) throw new QuantLensError('USAGE', 'quantize needs --type');
   const format = flag(p, 'format') ?? 'gguf';

@@ -80,6 +80,7 @@ export interface SafetensorsQuantizeResult {
   bytes: number;
   /** Σ written tensor bytes × 8 ÷ Σ parameters (companions count bytes, not parameters). */
   bitsPerWeight: number;
+  /** The `quantization_config` written to config.json, as plain JSON. */
   quantizationConfig?: Record<string, unknown>;
   diagnostics: Diagnostic[];
 }
@@ -727,7 +728,7 @@ export async function quantizeToSafetensors(input: string, output: string, optio
     tensors: model.tensors.map((t) => ({ name: t.name, from: t.dtype, scheme: assignment.has(t.name) ? formatScheme(assignment.get(t.name)!) : null })),
     bytes: totalBytes,
     bitsPerWeight: params > 0 ? (totalBytes * 8) / params : 0,
-    ...(quantization && { quantizationConfig: quantization }),
+    ...(quantization && { quantizationConfig: JSON.parse(pythonJson(quantization)) as Record<string, unknown> }),
     diagnostics,
   };
 }
