@@ -7,12 +7,14 @@
  * Main-thread code imports this file only for types: it pulls in no kernel code.
  */
 import type { DType } from '../core/dtypes';
+import type { RtnTensor } from '../core/quant/rtn';
 import type { TensorStats } from '../core/stats/stats';
 import type { Transfer } from '../shared/rpc';
 import type { CompareTensorsJob, CompareTensorsReply } from './compare-job';
 import type { QuantErrorJob, QuantErrorReply } from './quant-error';
 import type { QuantizeRowsJob } from './quantize-job';
 import type { KernelArena, KernelInstance } from './wasm';
+import type { QuantizeRtnJob } from './rtn-job';
 
 /**
  * Where a job's input bytes come from. Workers open files themselves (`file`: raw bytes at
@@ -65,6 +67,8 @@ export type KernelJobs = {
   /** Rows of a tensor converted to an output type (src/kernel/quantize-job.ts). */
   quantizeRows: { request: QuantizeRowsJob; reply: Uint8Array };
 };
+  /** One tensor quantized with an RTN scheme for the safetensors writers (src/kernel/rtn-job.ts). */
+  quantizeRtn: { request: QuantizeRtnJob; reply: RtnTensor };
 
 export type JobKind = keyof KernelJobs;
 export type JobRequest<K extends JobKind> = KernelJobs[K]['request'];

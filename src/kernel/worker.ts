@@ -9,6 +9,7 @@ import { runCompareTensorsJob } from './compare-job';
 import { runQuantErrorJob } from './quant-error';
 import { runQuantizeRowsJob } from './quantize-job';
 import { runAbsMaxProfileJob, runStatsJob } from './stats-job';
+import { runQuantizeRtnJob } from './rtn-job';
 import { instantiateKernel, KernelArena, type KernelInstance } from './wasm';
 
 /** The handler of every job kind (exhaustive: adding a kind to jobs.ts requires its handler here). */
@@ -19,6 +20,7 @@ const HANDLERS: { [K in JobKind]: JobHandler<K> } = {
   compareTensors: runCompareTensorsJob,
   quantizeRows: runQuantizeRowsJob,
 };
+  quantizeRtn: runQuantizeRtnJob,
 
 if (!parentPort) throw new Error('worker.ts runs as a worker thread');
 const port = parentPort;
