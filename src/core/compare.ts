@@ -7,7 +7,7 @@ import { dirname, join } from 'node:path';
 import { readFile } from 'node:fs/promises';
 import { throwIfAborted } from './errors';
 import { elementCount, type ModelInfo, type TensorInfo } from './model';
-import { describeTensor, detectScheme, hfRowToMetaRow, type NameScheme } from './names';
+import { describeTensor, detectScheme, hfRowToMetaRow, invertRowMap, type NameScheme } from './names';
 import type { FileAccess } from './readers/types';
 import { summarizeModel } from './summary';
 import { matrixShape, tensorRowsF32 } from './tensor-rows';
@@ -50,16 +50,42 @@ export interface TensorPair {
   b: TensorInfo;
   /** Rows of b to take, in a's order (rotary permutation), when the two name schemes store q/k differently. */
   rowMapB?: Int32Array;
+  /** The map permutes within groups of this many rows (one attention head): ranges of whole groups can be compared alone. */
+  rowGroup?: number;
+}
+
+/** The sums error figures derive from; partial sums over row ranges add up. */
+export interface ErrorSums {
+  n: number;
+  sumA2: number;
+  sumB2: number;
+  sumAB: number;
+  sumE2: number;
+  maxAbs: number;
 }
 
 /** Accumulates error figures over chunks of both tensors' values. */
-export class ErrorAccumulator {
-  private n = 0;
-  private sumA2 = 0;
-  private sumB2 = 0;
-  private sumAB = 0;
-  private sumE2 = 0;
-  private maxAbs = 0;
+export class ErrorAccumulator implements ErrorSums {
+  n = 0;
+  sumA2 = 0;
+  sumB2 = 0;
+  sumAB = 0;
+  sumE2 = 0;
+  maxAbs = 0;
+
+  /** Adds sums computed elsewhere (a worker's row range). */
+  merge(s: ErrorSums): void {
+    this.n += s.n;
+    this.sumA2 += s.sumA2;
+    this.sumB2 += s.sumB2;
+    this.sumAB += s.sumAB;
+    this.sumE2 += s.sumE2;
+    if (s.maxAbs > this.maxAbs) this.maxAbs = s.maxAbs;
+  }
+
+  sums(): ErrorSums {
+    return { n: this.n, sumA2: this.sumA2, sumB2: this.sumB2, sumAB: this.sumAB, sumE2: this.sumE2, maxAbs: this.maxAbs };
+  }
 
   add(a: Float32Array, b: Float32Array): void {
     let sa = 0, sb = 0, sab = 0, se = 0, mx = this.maxAbs;
@@ -124,7 +150,8 @@ export async function matchTensors(a: ModelInfo, b: ModelInfo): Promise<{ pairs:
       shapeMismatch.push(ta.name);
       continue;
     }
-    pairs.push({ a: ta, b: tb, rowMapB: heads && rowMapFor(ta, schemeA!, heads) });
+    const rowMapB = heads && rowMapFor(ta, schemeA!, heads);
+    pairs.push(rowMapB ? { a: ta, b: tb, ...rowMapB } : { a: ta, b: tb });
   }
   const onlyInB = b.tensors.filter((t) => !seen.has(key(t))).map((t) => t.name);
   const ta = summarizeModel(a);
@@ -136,17 +163,15 @@ export async function matchTensors(a: ModelInfo, b: ModelInfo): Promise<{ pairs:
 }
 
 /** For a q/k projection: b's row for each of a's rows, when one side stores the HF rotary order. */
-function rowMapFor(ta: TensorInfo, schemeA: NameScheme, h: Heads): Int32Array | undefined {
+function rowMapFor(ta: TensorInfo, schemeA: NameScheme, h: Heads): { rowMapB: Int32Array; rowGroup: number } | undefined {
   const role = describeTensor(ta.name).role;
   if ((role !== 'attn_q' && role !== 'attn_k') || ta.shape.length !== 2) return undefined;
   const rows = ta.shape[0];
   const heads = role === 'attn_q' ? h.heads : h.kvHeads;
   if (rows % heads !== 0 || (rows / heads) % 2 !== 0) return undefined;
   const hfToMeta = hfRowToMetaRow(rows, heads);
-  if (schemeA === 'hf') return hfToMeta; // a's row r (HF) is b's row hfToMeta[r] (Meta/GGUF)
-  const metaToHf = new Int32Array(rows);
-  for (let r = 0; r < rows; r++) metaToHf[hfToMeta[r]] = r;
-  return metaToHf;
+  if (schemeA === 'hf') return { rowMapB: hfToMeta, rowGroup: rows / heads }; // a's row r (HF) is b's row hfToMeta[r] (Meta/GGUF)
+  return { rowMapB: invertRowMap(hfToMeta), rowGroup: rows / heads };
 }
 
 /** Attention head counts from GGUF metadata or a config.json beside the checkpoint. */
@@ -171,6 +196,15 @@ async function headCounts(m: ModelInfo): Promise<Heads | undefined> {
   }
   return undefined;
 }
+
+/** Computes one pair's error figures: on this thread (the twin below) or in the kernel pool (src/kernel/pool-compare.ts). */
+export interface PairComparer {
+  /** Pairs worth comparing at once (the pool's workers). */
+  parallelism: number;
+  compare(a: ModelInfo, b: ModelInfo, pair: TensorPair, files: FileAccess, signal?: AbortSignal): Promise<TensorError>;
+}
+
+export const twinPairComparer: PairComparer = { parallelism: 1, compare: compareTensorPair };
 
 /** Error figures of one matched pair, streamed in row chunks (whole tensor when rows are permuted). */
 export async function compareTensorPair(
@@ -226,13 +260,23 @@ export async function compareModels(
   a: ModelInfo,
   b: ModelInfo,
   files: FileAccess,
-  options: { signal?: AbortSignal; onTensor?: (row: TensorComparison, p: CompareProgress) => void } = {},
+  options: { signal?: AbortSignal; comparer?: PairComparer; onTensor?: (row: TensorComparison, p: CompareProgress) => void } = {},
 ): Promise<{ summary: ComparisonSummary; tensors: TensorComparison[] }> {
   const { pairs, summary } = await matchTensors(a, b);
+  const comparer = options.comparer ?? twinPairComparer;
   const tensors: TensorComparison[] = [];
+  const started: Array<Promise<TensorError>> = [];
+  const start = (i: number) => {
+    const p = comparer.compare(a, b, pairs[i], files, options.signal);
+    p.catch(() => undefined); // awaited in order below
+    started.push(p);
+  };
+  // Up to `parallelism` pairs in flight; rows are reported in pair order.
+  for (let i = 0; i < Math.min(comparer.parallelism, pairs.length); i++) start(i);
   for (const [i, pair] of pairs.entries()) {
     throwIfAborted(options.signal);
-    const err = await compareTensorPair(a, b, pair, files, options.signal);
+    const err = await started[i];
+    if (started.length < pairs.length) start(started.length);
     const d = describeTensor(pair.a.name);
     const row: TensorComparison = { name: pair.a.name, nameB: pair.b.name, dtypeA: pair.a.dtype, dtypeB: pair.b.dtype, layer: d.layer, role: d.role, ...err };
     tensors.push(row);

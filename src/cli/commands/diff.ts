@@ -3,6 +3,8 @@ import { QuantLensError } from '../../core/errors';
 import { openModel } from '../../core/readers';
 import { nodeFileAccess } from '../../core/readers/node-files';
 import { hasFlag, parseArgs, toJson, type CliContext } from '../io';
+import { KernelPool } from '../../kernel/pool';
+import { poolPairComparer } from '../../kernel/pool-compare';
 import { TerminalProgress } from '../progress';
 
 /** `quantlens diff <a> <b> [--json]`: per-tensor error of b against a. */
@@ -12,10 +14,12 @@ export async function diffCommand(ctx: CliContext): Promise<void> {
   const [pathA, pathB] = p.positional;
   const [a, b] = await Promise.all([openModel(pathA, { signal: ctx.signal }), openModel(pathB, { signal: ctx.signal })]);
   const progress = new TerminalProgress(ctx.stderr);
+  const pool = new KernelPool();
   const { summary, tensors } = await compareModels(a, b, nodeFileAccess, {
     signal: ctx.signal,
+    comparer: poolPairComparer(pool),
     onTensor: (_row, pr) => progress.update(pr.done / pr.total, pr.tensor),
-  });
+  }).finally(() => pool.dispose());
   progress.done();
   const rows = tensors.map((t) => ({
     name: t.name,
