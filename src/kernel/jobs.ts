@@ -13,8 +13,8 @@ import type { Transfer } from '../shared/rpc';
 import type { CompareTensorsJob, CompareTensorsReply } from './compare-job';
 import type { QuantErrorJob, QuantErrorReply } from './quant-error';
 import type { QuantizeRowsJob } from './quantize-job';
-import type { KernelArena, KernelInstance } from './wasm';
 import type { QuantizeRtnJob } from './rtn-job';
+import type { KernelArena, KernelInstance } from './wasm';
 
 /**
  * Where a job's input bytes come from. Workers open files themselves (`file`: raw bytes at
@@ -66,9 +66,9 @@ export type KernelJobs = {
   compareTensors: { request: CompareTensorsJob; reply: CompareTensorsReply };
   /** Rows of a tensor converted to an output type (src/kernel/quantize-job.ts). */
   quantizeRows: { request: QuantizeRowsJob; reply: Uint8Array };
-};
   /** One tensor quantized with an RTN scheme for the safetensors writers (src/kernel/rtn-job.ts). */
   quantizeRtn: { request: QuantizeRtnJob; reply: RtnTensor };
+};
 
 export type JobKind = keyof KernelJobs;
 export type JobRequest<K extends JobKind> = KernelJobs[K]['request'];

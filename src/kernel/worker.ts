@@ -8,8 +8,8 @@ import type { JobHandler, JobKind, PoolSide, WorkerSide } from './jobs';
 import { runCompareTensorsJob } from './compare-job';
 import { runQuantErrorJob } from './quant-error';
 import { runQuantizeRowsJob } from './quantize-job';
-import { runAbsMaxProfileJob, runStatsJob } from './stats-job';
 import { runQuantizeRtnJob } from './rtn-job';
+import { runAbsMaxProfileJob, runStatsJob } from './stats-job';
 import { instantiateKernel, KernelArena, type KernelInstance } from './wasm';
 
 /** The handler of every job kind (exhaustive: adding a kind to jobs.ts requires its handler here). */
@@ -19,8 +19,8 @@ const HANDLERS: { [K in JobKind]: JobHandler<K> } = {
   quantError: runQuantErrorJob,
   compareTensors: runCompareTensorsJob,
   quantizeRows: runQuantizeRowsJob,
-};
   quantizeRtn: runQuantizeRtnJob,
+};
 
 if (!parentPort) throw new Error('worker.ts runs as a worker thread');
 const port = parentPort;
