@@ -54,38 +54,14 @@ export interface TensorPair {
   rowGroup?: number;
 }
 
-/** The sums error figures derive from; partial sums over row ranges add up. */
-export interface ErrorSums {
-  n: number;
-  sumA2: number;
-  sumB2: number;
-  sumAB: number;
-  sumE2: number;
-  maxAbs: number;
-}
-
 /** Accumulates error figures over chunks of both tensors' values. */
-export class ErrorAccumulator implements ErrorSums {
-  n = 0;
-  sumA2 = 0;
-  sumB2 = 0;
-  sumAB = 0;
-  sumE2 = 0;
-  maxAbs = 0;
-
-  /** Adds sums computed elsewhere (a worker's row range). */
-  merge(s: ErrorSums): void {
-    this.n += s.n;
-    this.sumA2 += s.sumA2;
-    this.sumB2 += s.sumB2;
-    this.sumAB += s.sumAB;
-    this.sumE2 += s.sumE2;
-    if (s.maxAbs > this.maxAbs) this.maxAbs = s.maxAbs;
-  }
-
-  sums(): ErrorSums {
-    return { n: this.n, sumA2: this.sumA2, sumB2: this.sumB2, sumAB: this.sumAB, sumE2: this.sumE2, maxAbs: this.maxAbs };
-  }
+export class ErrorAccumulator {
+  private n = 0;
+  private sumA2 = 0;
+  private sumB2 = 0;
+  private sumAB = 0;
+  private sumE2 = 0;
+  private maxAbs = 0;
 
   add(a: Float32Array, b: Float32Array): void {
     let sa = 0, sb = 0, sab = 0, se = 0, mx = this.maxAbs;
