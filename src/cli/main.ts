@@ -15,6 +15,8 @@ commands:
        [-o plan.json] [--emit llama|compressed-tensors] a format per tensor under a budget
   split <in.gguf> <out> (--split-max-tensors N | --split-max-size N[M|G])
                                                      split a GGUF like llama-gguf-split
+  eval <model> --text FILE [--ctx N] [--chunks N] [--base OTHER] [--mode exact|llama.cpp] [--json]
+                                                     perplexity (llama-perplexity rules), KL divergence vs --base
 `;
 
 /** Commands are loaded on use, so `inspect` never pays for the kernel. */
@@ -26,6 +28,7 @@ const COMMANDS: Record<string, () => Promise<CliCommand>> = {
   sensitivity: async () => (await import('./commands/sensitivity')).sensitivityCommand,
   plan: async () => (await import('./commands/plan')).planCommand,
   split: async () => (await import('./commands/split')).splitCommand,
+  eval: async () => (await import('./commands/eval')).evalCommand,
 };
 
 async function main(argv: string[]): Promise<number> {

@@ -75,3 +75,21 @@ export const IMATRIX_MAX_ENTRIES = 1 << 20;
 export const IMATRIX_MAX_NAME_BYTES = 1 << 16;
 /** A bitsandbytes quant state (a small JSON stored as a uint8 tensor) read at open time (CWE-770). */
 export const MAX_QUANT_STATE_BYTES = 1 << 16;
+/** Pieces in a tokenizer vocabulary (CWE-770: a tokenizer.model or GGUF array claiming billions of pieces). */
+export const TOKENIZER_MAX_PIECES = 1 << 21;
+/** One vocabulary piece's UTF-8 length (CWE-770). */
+export const TOKENIZER_MAX_PIECE_BYTES = 1 << 16;
+/** A tokenizer.model or config.json read whole into memory (CWE-770). */
+export const TOKENIZER_MODEL_MAX_BYTES = 64 << 20;
+/** Text read for evaluation or calibration (CWE-770: a multi-gigabyte "text" file read into memory). */
+export const EVAL_TEXT_MAX_BYTES = 256 << 20;
+/** Model dimensions a forward pass accepts from config.json / GGUF keys (CWE-770: a hidden size of 2^40 sizing buffers). */
+export const MODEL_MAX_DIMENSION = 1 << 20;
+/** Elements of one ONNX calibration input (CWE-770: a .npy header or a --dim flag asking for 2^40 floats). */
+export const MAX_ONNX_FEED_ELEMENTS = 1 << 28;
+/** Calibration samples one run accepts (CWE-400: a folder of millions of images read into memory). */
+export const MAX_CALIBRATION_SAMPLES = 100_000;
+/** Pixels of one decoded calibration image (CWE-770: a PNG header claiming 100000 × 100000). */
+export const MAX_IMAGE_PIXELS = 1 << 26;
+/** Bytes of one calibration file read whole (.npy, .npz entry, image, .wav) (CWE-770). */
+export const MAX_CALIBRATION_FILE_BYTES = 1 << 30;

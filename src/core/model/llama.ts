@@ -1,0 +1,447 @@
+/**
+ * A Llama-family decoder (Llama, Mistral, Qwen2-style without biases: RMSNorm, rotary embedding,
+ * grouped-query attention, SiLU-gated MLP, tied or separate output head) run from a Hugging Face
+ * folder, a GGUF or a llama2.c/Meta `.pt`. Tensors are found through the name map; Hugging Face q/k
+ * rows are put back into the Meta/GGUF rotary pair order, so every format gives the same logits.
+ * Weights of any dtype or ggml type are read per layer and dequantized when a layer runs (or kept,
+ * for small models).
+ *
+ * Two numeric modes: `exact` (f32 activations, f64 dot products) and `llama.cpp` (activations rounded
+ * to each weight type's dot-product type as ggml's CPU backend does, keys and values stored as F16 as
+ * in llama.cpp's default KV cache).
+ */
+import { dirname, join } from 'node:path';
+import { readExact } from '../bytesource';
+import { DTYPES, type DType } from '../dtypes';
+import { QuantLensError, throwIfAborted } from '../errors';
+import { MODEL_MAX_DIMENSION, TOKENIZER_MODEL_MAX_BYTES } from '../limits';
+import type { MetadataValue, ModelInfo, TensorInfo } from '../model';
+import { describeTensor, detectScheme, hfRowToMetaRow, invertRowMap, permuteRows, type NameScheme } from '../names';
+import { dequantizeBlocks, isDequantizable } from '../quant/dequant';
+import { openModel } from '../readers';
+import { nodeFileAccess } from '../readers/node-files';
+import type { FileAccess } from '../readers/types';
+import { decodeToF32, isPlainDType } from '../stats/decode';
+import { matrixShape, tensorRowsF32 } from '../tensor-rows';
+import { readTensorBytes } from '../tensordata';
+import { addInPlace, applyRope, causalAttention, matmulF32, rmsNorm, ropeTables, swiglu } from './ops';
+import { hasGgufVocabulary, SpmTokenizer, vocabularyFromGguf, vocabularyFromSentencePiece } from './tokenizer';
+import { intMatmul, isIntWeightType, roundRowFloat, roundRowQ8K, roundToF16, unpackIntWeight, vecDotType, type IntWeight } from './vec-dot';
+
+export interface LlamaConfig {
+  vocabSize: number;
+  dim: number;
+  layers: number;
+  heads: number;
+  kvHeads: number;
+  headDim: number;
+  ffnDim: number;
+  normEps: number;
+  ropeTheta: number;
+  /** Leading dimensions of each head that rotate (all of them for Llama). */
+  ropeDims: number;
+  contextLength: number;
+}
+
+export type NumericMode = 'exact' | 'llama.cpp';
+
+/** The matrices of a block, by their llama.cpp names' role part. */
+export const LINEAR_ROLES = ['attn_q', 'attn_k', 'attn_v', 'attn_output', 'ffn_gate', 'ffn_up', 'ffn_down'] as const;
+export type LinearRole = (typeof LINEAR_ROLES)[number];
+
+/** A place in the network whose activations an observer sees. */
+export type ActivationSite =
+  /** The input of one or more linear layers (q/k/v share one input, gate/up another). */
+  | { kind: 'linear-input'; layer: number | null; weights: string[] }
+  /** A block's attention output (after the o projection), its MLP output (after down), the residual stream after the block. */
+  | { kind: 'attn-out' | 'ffn-out' | 'residual'; layer: number };
+
+export interface ActivationObserver {
+  /** `values` is [rows, cols] f32, as the matrix product receives it (before rounding to a dot-product type). Do not keep it. */
+  (site: ActivationSite, values: Float32Array, rows: number, cols: number): void;
+}
+
+export interface ForwardOptions {
+  mode?: NumericMode;
+  /** Logits are computed for rows from this one on (default 0); earlier rows only feed attention. */
+  logitsFrom?: number;
+  observer?: ActivationObserver;
+  signal?: AbortSignal;
+}
+
+/** A linear layer's weight [rows = outputs, cols = inputs], rows in Meta/GGUF order. */
+export class LinearWeight {
+  private f32Cache: Float32Array | null = null;
+  private intCache: IntWeight | null = null;
+
+  constructor(
+    readonly name: string,
+    readonly dtype: DType,
+    readonly rows: number,
+    readonly cols: number,
+    /** The stored bytes (plain or ggml blocks); null when only f32 values exist (quantized layouts). */
+    private readonly bytes: Uint8Array | null,
+    f32?: Float32Array,
+  ) {
+    if (f32) this.f32Cache = f32;
+  }
+
+  values(): Float32Array {
+    if (!this.f32Cache) this.f32Cache = decodeBytes(this.dtype, this.bytes!, this.rows * this.cols, this.name);
+    return this.f32Cache;
+  }
+
+  /** The integer form of a legacy block type, for the llama.cpp-compatible product. */
+  integers(): IntWeight | null {
+    if (!this.bytes || !isIntWeightType(this.dtype)) return null;
+    if (!this.intCache) this.intCache = unpackIntWeight(this.dtype, this.bytes, this.rows, this.cols);
+    return this.intCache;
+  }
+}
+
+function decodeBytes(dtype: DType, bytes: Uint8Array, count: number, name: string): Float32Array {
+  if (dtype === 'F32') {
+    const copy = bytes.byteOffset % 4 === 0 ? bytes : bytes.slice();
+    return new Float32Array(copy.buffer, copy.byteOffset, count);
+  }
+  if (isPlainDType(dtype)) return decodeToF32(dtype, bytes);
+  if (isDequantizable(dtype)) {
+    const out = new Float32Array(count);
+    dequantizeBlocks(dtype, bytes, out);
+    return out;
+  }
+  throw new QuantLensError('UNSUPPORTED', `${dtype} weights cannot be decoded`, { tensor: name });
+}
+
+/** y = x · wᵀ for x [n, w.cols], in the given numeric mode. */
+export function linear(x: Float32Array, n: number, w: LinearWeight, mode: NumericMode): Float32Array {
+  const out = new Float32Array(n * w.rows);
+  if (mode === 'exact') {
+    matmulF32(x, n, w.values(), w.rows, w.cols, out);
+    return out;
+  }
+  const ints = w.integers();
+  if (ints && w.cols % 32 === 0) {
+    intMatmul(x, n, ints, out);
+    return out;
+  }
+  const type = vecDotType(w.dtype);
+  let xr = x;
+  if (type === 'F16' || type === 'BF16') {
+    xr = x.slice();
+    roundRowFloat(xr, 0, xr.length, type);
+  } else if (type === 'Q8_K' && w.cols % 256 === 0) {
+    xr = new Float32Array(x.length);
+    for (let t = 0; t < n; t++) roundRowQ8K(x, t * w.cols, w.cols, xr, t * w.cols);
+  }
+  matmulF32(xr, n, w.values(), w.rows, w.cols, out);
+  return out;
+}
+
+interface BlockWeights {
+  attnNorm: Float32Array;
+  ffnNorm: Float32Array;
+  linear: Record<LinearRole, LinearWeight>;
+}
+
+export interface LoadOptions {
+  files?: FileAccess;
+  signal?: AbortSignal;
+  /** Hyper-parameters that override (or, for a bare .pt, supply) what the files say. */
+  config?: Partial<LlamaConfig>;
+  /** Keep every layer's weights after first use (default: when the model is under 2 GiB). */
+  cacheWeights?: boolean;
+}
+
+export class LlamaModel {
+  private readonly blockCache = new Map<number, BlockWeights>();
+  private embedCache: LinearWeight | null = null;
+  private headCache: { norm: Float32Array; output: LinearWeight } | null = null;
+  private rope: { cos: Float32Array; sin: Float32Array } | null = null;
+
+  private constructor(
+    readonly info: ModelInfo,
+    readonly config: LlamaConfig,
+    readonly tokenizer: SpmTokenizer | null,
+    private readonly tensors: Map<string, TensorInfo>,
+    private readonly scheme: NameScheme,
+    private readonly files: FileAccess,
+    private readonly cacheWeights: boolean,
+  ) {}
+
+  /** Opens a Hugging Face folder, a GGUF or a .pt and reads its hyper-parameters and tokenizer. */
+  static async load(path: string, options: LoadOptions = {}): Promise<LlamaModel> {
+    const files = options.files ?? nodeFileAccess;
+    const info = await openModel(path, { files, signal: options.signal });
+    const tensors = new Map<string, TensorInfo>();
+    for (const t of info.tensors) {
+      const canonical = describeTensor(t.name).canonical;
+      if (canonical && !tensors.has(canonical)) tensors.set(canonical, t);
+    }
+    const scheme = detectScheme(info.tensors.map((t) => t.name)) ?? 'gguf';
+    const folder = dirname(info.files[0]);
+    const hfConfig = await readJsonIfPresent(files, join(folder, 'config.json'));
+    const metaParams = info.format === 'pytorch' ? await readJsonIfPresent(files, join(folder, 'params.json')) : null;
+    const config = resolveConfig(info, tensors, hfConfig, metaParams, options.config ?? {});
+    let tokenizer: SpmTokenizer | null = null;
+    if (info.format === 'gguf' && hasGgufVocabulary(info.metadata)) {
+      tokenizer = new SpmTokenizer(vocabularyFromGguf(info.metadata, info.files[0]));
+    } else if (await files.exists(join(folder, 'tokenizer.model'))) {
+      const file = join(folder, 'tokenizer.model');
+      const src = await files.open(file);
+      try {
+        if (src.size > TOKENIZER_MODEL_MAX_BYTES) throw new QuantLensError('LIMIT_EXCEEDED', `tokenizer.model of ${src.size} bytes`, { file });
+        tokenizer = new SpmTokenizer(vocabularyFromSentencePiece(await readExact(src, 0, src.size), file));
+      } finally {
+        await src.close();
+      }
+      const tc = await readJsonIfPresent(files, join(folder, 'tokenizer_config.json'));
+      if (tc && typeof tc.add_bos_token === 'boolean') tokenizer.vocab.addBos = tc.add_bos_token;
+    }
+    const totalBytes = info.tensors.reduce((s, t) => s + t.byteLength, 0);
+    return new LlamaModel(info, config, tokenizer, tensors, scheme, files, options.cacheWeights ?? totalBytes < 2 ** 31);
+  }
+
+  /** The llama.cpp names of the linear weights of block `layer`. */
+  linearNames(layer: number): Record<LinearRole, string> {
+    return Object.fromEntries(LINEAR_ROLES.map((r) => [r, `blk.${layer}.${r}.weight`])) as Record<LinearRole, string>;
+  }
+
+  /** Logits [n - logitsFrom, vocab] of one sequence of tokens starting at position 0. */
+  async forward(tokens: Int32Array, options: ForwardOptions = {}): Promise<Float32Array> {
+    const mode = options.mode ?? 'exact';
+    const c = this.config;
+    const n = tokens.length;
+    const from = options.logitsFrom ?? 0;
+    const observe = options.observer;
+    if (!this.rope || this.rope.cos.length < n * (c.ropeDims / 2)) this.rope = ropeTables(Math.max(n, 64), c.ropeDims, c.ropeTheta);
+    const x = await this.embed(tokens);
+    const h = new Float32Array(n * c.dim);
+    const attn = new Float32Array(n * c.heads * c.headDim);
+    for (let l = 0; l < c.layers; l++) {
+      throwIfAborted(options.signal);
+      const b = await this.block(l);
+      const names = this.linearNames(l);
+      rmsNorm(x, n, c.dim, b.attnNorm, c.normEps, h);
+      observe?.({ kind: 'linear-input', layer: l, weights: [names.attn_q, names.attn_k, names.attn_v] }, h, n, c.dim);
+      const q = linear(h, n, b.linear.attn_q, mode);
+      const k = linear(h, n, b.linear.attn_k, mode);
+      const v = linear(h, n, b.linear.attn_v, mode);
+      applyRope(q, n, c.heads, c.headDim, c.ropeDims, this.rope);
+      applyRope(k, n, c.kvHeads, c.headDim, c.ropeDims, this.rope);
+      if (mode === 'llama.cpp') {
+        // llama.cpp's KV cache holds F16 keys and values.
+        for (let i = 0; i < k.length; i++) k[i] = roundToF16(k[i]);
+        for (let i = 0; i < v.length; i++) v[i] = roundToF16(v[i]);
+      }
+      causalAttention(q, k, v, n, c.heads, c.kvHeads, c.headDim, attn);
+      observe?.({ kind: 'linear-input', layer: l, weights: [names.attn_output] }, attn, n, c.heads * c.headDim);
+      const o = linear(attn, n, b.linear.attn_output, mode);
+      observe?.({ kind: 'attn-out', layer: l }, o, n, c.dim);
+      addInPlace(x, o);
+      rmsNorm(x, n, c.dim, b.ffnNorm, c.normEps, h);
+      observe?.({ kind: 'linear-input', layer: l, weights: [names.ffn_gate, names.ffn_up] }, h, n, c.dim);
+      const gate = linear(h, n, b.linear.ffn_gate, mode);
+      const up = linear(h, n, b.linear.ffn_up, mode);
+      swiglu(gate, up, gate);
+      observe?.({ kind: 'linear-input', layer: l, weights: [names.ffn_down] }, gate, n, c.ffnDim);
+      const down = linear(gate, n, b.linear.ffn_down, mode);
+      observe?.({ kind: 'ffn-out', layer: l }, down, n, c.dim);
+      addInPlace(x, down);
+      observe?.({ kind: 'residual', layer: l }, x, n, c.dim);
+      if (!this.cacheWeights) this.blockCache.delete(l);
+    }
+    const head = await this.head();
+    const rows = n - from;
+    const last = x.subarray(from * c.dim);
+    const normed = new Float32Array(rows * c.dim);
+    rmsNorm(last, rows, c.dim, head.norm, c.normEps, normed);
+    observe?.({ kind: 'linear-input', layer: null, weights: [head.output.name] }, normed, rows, c.dim);
+    return linear(normed, rows, head.output, mode);
+  }
+
+  private async embed(tokens: Int32Array): Promise<Float32Array> {
+    const c = this.config;
+    if (!this.embedCache) this.embedCache = await this.loadLinear('token_embd.weight', c.vocabSize, c.dim);
+    const table = this.embedCache.values();
+    const x = new Float32Array(tokens.length * c.dim);
+    for (let t = 0; t < tokens.length; t++) {
+      const id = tokens[t];
+      if (!(id >= 0 && id < c.vocabSize)) throw new QuantLensError('USAGE', `token id ${id} is outside the vocabulary of ${c.vocabSize}`);
+      x.set(table.subarray(id * c.dim, (id + 1) * c.dim), t * c.dim);
+    }
+    if (!this.cacheWeights && this.tensors.has('output.weight')) this.embedCache = null;
+    return x;
+  }
+
+  private async head(): Promise<{ norm: Float32Array; output: LinearWeight }> {
+    if (this.headCache) return this.headCache;
+    const c = this.config;
+    const output = this.tensors.has('output.weight')
+      ? await this.loadLinear('output.weight', c.vocabSize, c.dim)
+      : (this.embedCache ?? (await this.loadLinear('token_embd.weight', c.vocabSize, c.dim)));
+    const head = { norm: await this.loadVector('output_norm.weight', c.dim), output };
+    if (this.cacheWeights) this.headCache = head;
+    return head;
+  }
+
+  private async block(l: number): Promise<BlockWeights> {
+    const hit = this.blockCache.get(l);
+    if (hit) return hit;
+    const c = this.config;
+    const names = this.linearNames(l);
+    const shapes: Record<LinearRole, [number, number]> = {
+      attn_q: [c.heads * c.headDim, c.dim],
+      attn_k: [c.kvHeads * c.headDim, c.dim],
+      attn_v: [c.kvHeads * c.headDim, c.dim],
+      attn_output: [c.dim, c.heads * c.headDim],
+      ffn_gate: [c.ffnDim, c.dim],
+      ffn_up: [c.ffnDim, c.dim],
+      ffn_down: [c.dim, c.ffnDim],
+    };
+    const lin = {} as Record<LinearRole, LinearWeight>;
+    for (const role of LINEAR_ROLES) lin[role] = await this.loadLinear(names[role], shapes[role][0], shapes[role][1]);
+    const b: BlockWeights = {
+      attnNorm: await this.loadVector(`blk.${l}.attn_norm.weight`, c.dim),
+      ffnNorm: await this.loadVector(`blk.${l}.ffn_norm.weight`, c.dim),
+      linear: lin,
+    };
+    this.blockCache.set(l, b);
+    return b;
+  }
+
+  private tensor(name: string): TensorInfo {
+    const t = this.tensors.get(name);
+    if (!t) throw new QuantLensError('TENSOR_NOT_FOUND', `the model has no tensor for ${name}`, { tensor: name });
+    return t;
+  }
+
+  private async loadVector(name: string, length: number): Promise<Float32Array> {
+    const t = this.tensor(name);
+    const values = await this.readF32(t);
+    if (values.length !== length) throw new QuantLensError('INVALID_SHAPE', `${t.name} has ${values.length} values, expected ${length}`, { tensor: t.name });
+    return values;
+  }
+
+  private async readF32(t: TensorInfo): Promise<Float32Array> {
+    if (t.encoding !== 'quantized' && (isPlainDType(t.dtype) || isDequantizable(t.dtype))) {
+      const { rows, cols } = matrixShape(t.shape);
+      return decodeBytes(t.dtype, await readTensorBytes(this.info, t, this.files), rows * cols, t.name);
+    }
+    const { rows, cols } = matrixShape(t.shape);
+    const out = new Float32Array(rows * cols);
+    for await (const chunk of tensorRowsF32(this.info, t, this.files)) out.set(chunk.values, chunk.row * cols);
+    return out;
+  }
+
+  private async loadLinear(name: string, rows: number, cols: number): Promise<LinearWeight> {
+    const t = this.tensor(name);
+    const shape = matrixShape(t.shape);
+    if (shape.rows !== rows || shape.cols !== cols) {
+      throw new QuantLensError('INVALID_SHAPE', `${t.name} is [${t.shape.join(', ')}], expected [${rows}, ${cols}]`, { tensor: t.name });
+    }
+    // Hugging Face stores q/k rows with the halves of each rotary pair grouped; put them back in pair order.
+    const role = describeTensor(t.name).role;
+    const heads = role === 'attn_q' ? this.config.heads : role === 'attn_k' ? this.config.kvHeads : 0;
+    const toMeta = this.scheme === 'hf' && heads > 0 ? invertRowMap(hfRowToMetaRow(rows, heads)) : null;
+    const plain = t.encoding !== 'quantized' && (isPlainDType(t.dtype) || isDequantizable(t.dtype));
+    if (plain) {
+      let bytes = await readTensorBytes(this.info, t, this.files);
+      const traits = DTYPES[t.dtype];
+      if (toMeta) bytes = permuteRows(bytes, rows, (cols / traits.blockSize) * traits.bytesPerBlock, toMeta);
+      return new LinearWeight(name, t.dtype, rows, cols, bytes);
+    }
+    let values = await this.readF32(t);
+    if (toMeta) values = permuteRows(values, rows, cols, toMeta);
+    return new LinearWeight(name, 'F32', rows, cols, null, values);
+  }
+}
+
+async function readJsonIfPresent(files: FileAccess, path: string): Promise<Record<string, unknown> | null> {
+  if (!(await files.exists(path))) return null;
+  const src = await files.open(path);
+  try {
+    if (src.size > TOKENIZER_MODEL_MAX_BYTES) throw new QuantLensError('LIMIT_EXCEEDED', `${path} has ${src.size} bytes`, { file: path });
+    const text = new TextDecoder().decode(await readExact(src, 0, src.size));
+    try {
+      const v = JSON.parse(text) as unknown;
+      return v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : null;
+    } catch (err) {
+      throw new QuantLensError('INVALID_JSON', `${path}: ${(err as Error).message}`, { file: path });
+    }
+  } finally {
+    await src.close();
+  }
+}
+
+function metaNumber(md: Record<string, MetadataValue>, key: string): number | undefined {
+  const v = md[key];
+  if (!v) return undefined;
+  if (v.type === 'u64' || v.type === 'i64') return Number(v.value);
+  if (v.type === 'array' || v.type === 'string' || v.type === 'bool') return undefined;
+  return Number(v.value);
+}
+
+function jsonNumber(obj: Record<string, unknown> | null, key: string): number | undefined {
+  const v = obj?.[key];
+  return typeof v === 'number' && Number.isFinite(v) ? v : undefined;
+}
+
+/** Hyper-parameters from the GGUF keys, config.json, the .pt's model_args or params.json, then the tensor shapes. */
+function resolveConfig(
+  info: ModelInfo,
+  tensors: Map<string, TensorInfo>,
+  hf: Record<string, unknown> | null,
+  meta: Record<string, unknown> | null,
+  override: Partial<LlamaConfig>,
+): LlamaConfig {
+  const md = info.metadata;
+  const archValue = md['general.architecture'];
+  const arch = archValue?.type === 'string' ? archValue.value : 'llama';
+  const g = (k: string): number | undefined => (info.format === 'gguf' ? metaNumber(md, `${arch}.${k}`) : undefined);
+  const pt = (k: string): number | undefined => metaNumber(md, `model_args.${k}`) ?? jsonNumber(meta, k);
+  const embed = tensors.get('token_embd.weight');
+  if (!embed) throw new QuantLensError('TENSOR_NOT_FOUND', 'the model has no token embedding: not a Llama-family checkpoint', { file: info.files[0] });
+  const [vocabFromShape, dimFromShape] = [embed.shape[0], embed.shape[embed.shape.length - 1]];
+  let layersFromTensors = 0;
+  while (tensors.has(`blk.${layersFromTensors}.attn_q.weight`)) layersFromTensors++;
+  const gate = tensors.get('blk.0.ffn_gate.weight');
+  const q = tensors.get('blk.0.attn_q.weight');
+  const k = tensors.get('blk.0.attn_k.weight');
+  const dim = override.dim ?? g('embedding_length') ?? jsonNumber(hf, 'hidden_size') ?? pt('dim') ?? dimFromShape;
+  const heads = override.heads ?? g('attention.head_count') ?? jsonNumber(hf, 'num_attention_heads') ?? pt('n_heads');
+  if (heads === undefined) {
+    throw new QuantLensError('USAGE', `${info.files[0]} does not say how many attention heads the model has (no config.json, params.json or model_args): pass them`, { file: info.files[0] });
+  }
+  const headDim = override.headDim ?? g('attention.key_length') ?? jsonNumber(hf, 'head_dim') ?? (q ? q.shape[0] / heads : dim / heads);
+  const kvHeads =
+    override.kvHeads ?? g('attention.head_count_kv') ?? jsonNumber(hf, 'num_key_value_heads') ?? pt('n_kv_heads') ?? (k ? k.shape[0] / headDim : heads);
+  const config: LlamaConfig = {
+    vocabSize: override.vocabSize ?? vocabFromShape,
+    dim,
+    layers: override.layers ?? g('block_count') ?? jsonNumber(hf, 'num_hidden_layers') ?? pt('n_layers') ?? layersFromTensors,
+    heads,
+    kvHeads,
+    headDim,
+    ffnDim: override.ffnDim ?? g('feed_forward_length') ?? jsonNumber(hf, 'intermediate_size') ?? pt('hidden_dim') ?? gate?.shape[0] ?? 0,
+    // ggml keeps eps as a float.
+    normEps: Math.fround(override.normEps ?? g('attention.layer_norm_rms_epsilon') ?? jsonNumber(hf, 'rms_norm_eps') ?? pt('norm_eps') ?? 1e-5),
+    ropeTheta: override.ropeTheta ?? g('rope.freq_base') ?? jsonNumber(hf, 'rope_theta') ?? pt('rope_theta') ?? 10000,
+    ropeDims: override.ropeDims ?? g('rope.dimension_count') ?? headDim,
+    contextLength: override.contextLength ?? g('context_length') ?? jsonNumber(hf, 'max_position_embeddings') ?? pt('max_seq_len') ?? 2048,
+  };
+  checkConfig(config, info.files[0]);
+  return config;
+}
+
+function checkConfig(c: LlamaConfig, file: string): void {
+  for (const [key, v] of Object.entries(c)) {
+    if (key === 'normEps' || key === 'ropeTheta') {
+      if (!(v > 0 && Number.isFinite(v))) throw new QuantLensError('INVALID_HEADER', `${key} = ${v} is not a positive number`, { file });
+      continue;
+    }
+    if (!Number.isInteger(v) || v <= 0 || v > MODEL_MAX_DIMENSION) throw new QuantLensError('INVALID_HEADER', `${key} = ${v} is not a dimension QuantLens runs`, { file });
+  }
+  if (c.heads % c.kvHeads !== 0) throw new QuantLensError('INVALID_HEADER', `${c.heads} heads do not share ${c.kvHeads} key/value heads evenly`, { file });
+  if (c.ropeDims > c.headDim || c.ropeDims % 2 !== 0) throw new QuantLensError('INVALID_HEADER', `rotary dimensions ${c.ropeDims} do not fit heads of ${c.headDim}`, { file });
+}
