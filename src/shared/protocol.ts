@@ -142,6 +142,19 @@ export interface TensorPageReply {
   rows: TensorRow[];
 }
 
+/** Asks for a window of the layer groups (a 100,000-tensor model may have tens of thousands). */
+export interface LayerGroupsRequest {
+  offset: number;
+  limit: number;
+}
+
+/** A window of the layer groups. */
+export interface LayerGroupsReply {
+  total: number;
+  offset: number;
+  groups: LayerGroup[];
+}
+
 /** Asks for one tensor's statistics and histogram (computed in the worker pool, cached). */
 export interface TensorDetailRequest {
   index: number;
@@ -204,7 +217,8 @@ export interface ModelState {
   metadata: MetadataEntry[];
   totals: ModelTotals;
   diagnostics: DiagnosticView[];
-  groups: LayerGroup[];
+  /** Number of layer groups; the webview asks for them in pages (`layerGroups`). */
+  groupCount: number;
   settings: InspectorSettings;
   /** Milliseconds the reader took. */
   openMs: number;
@@ -245,6 +259,7 @@ export interface InspectorWebviewSide {
   requests: {
     ready: { request: ReadyRequest; reply: InspectorState };
     tensorPage: { request: TensorPageRequest; reply: TensorPageReply };
+    layerGroups: { request: LayerGroupsRequest; reply: LayerGroupsReply };
     tensorDetail: { request: TensorDetailRequest; reply: TensorDetailReply };
     analyzeAll: { request: AnalyzeAllRequest; reply: AnalyzeAllReply };
   };
@@ -264,5 +279,217 @@ export interface InspectorHostSide {
     analyzeProgress: AnalyzeProgressEvent;
     analyzeFinished: AnalyzeFinishedEvent;
     revealTensor: RevealTensorEvent;
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Plan panel (webview/plan) ↔ extension (src/extension/plan)
+
+/** A budget: bits per weight (Σ bytes × 8 ÷ Σ params) or the output's tensor bytes. */
+export type BudgetView = { kind: 'bitsPerWeight'; value: number } | { kind: 'bytes'; value: number };
+
+/** A pin: tensors whose name matches `pattern` take `format` (or at least its bits). */
+export interface PinView {
+  pattern: string;
+  format: string;
+  atLeast: boolean;
+}
+
+/** One point of the trade-off curve. */
+export interface FrontierPointView {
+  bitsPerWeight: number;
+  bytes: number;
+  error: number;
+}
+
+/** The cells of the bit map: rows are layers (null: tensors outside layers), columns roles. */
+export interface BitMapView {
+  layers: Array<number | null>;
+  roles: string[];
+  /** cells[layer][role]: the planned format (the most bits when tensors of a cell differ), 'kept', or null (no tensor). */
+  cells: Array<Array<string | null>>;
+}
+
+/** A plan as the panel draws it. */
+export interface PlanView {
+  budget: BudgetView & { bytes: number };
+  bitsPerWeight: number;
+  bytes: number;
+  params: number;
+  estimatedError: number;
+  gap: number;
+  errorUnit: string;
+  frontier: FrontierPointView[];
+  uniform: Array<FrontierPointView & { format: string }>;
+  bitmap: BitMapView;
+  /** Tensors per format in the plan ('kept' for tensors left as they are). */
+  counts: Record<string, number>;
+  warnings: string[];
+}
+
+/** Everything the plan panel shows. */
+export interface PlanPanelState {
+  fileName: string;
+  /** What the plan writes: GGUF types or safetensors schemes. */
+  target: 'gguf' | 'safetensors';
+  mode: string;
+  status: 'noSweep' | 'sweeping' | 'ready' | 'error';
+  /** Progress of a running sweep (0–1) or the error that stopped the plan. */
+  progress?: number;
+  message?: string;
+  /** Candidate formats, most bits first, with their nominal bits per weight (colours, pin choices). */
+  formats: Array<{ name: string; bitsPerWeight: number }>;
+  pins: PinView[];
+  exclude: string[];
+  plan?: PlanView;
+  /** Whether *Quantize with this Plan…* can run (the quantize command exists for this target). */
+  quantizeAvailable: boolean;
+}
+
+/** Sets the budget; the host replans and sends `planState`. */
+export interface SetBudgetRequest {
+  budget: BudgetView;
+}
+
+/** Sets pins and exclusions; the host replans and sends `planState`. */
+export interface SetPinsRequest {
+  pins: PinView[];
+  exclude: string[];
+}
+
+/** A plan panel button that runs a host command. */
+export interface PlanActionEvent {
+  action: 'exportRecipe' | 'quantizeWithPlan' | 'runSweep';
+}
+
+/** What the plan webview sends. */
+export interface PlanWebviewSide {
+  requests: {
+    ready: { request: ReadyRequest; reply: PlanPanelState };
+    setBudget: { request: SetBudgetRequest; reply: void };
+    setPins: { request: SetPinsRequest; reply: void };
+  };
+  events: {
+    planAction: PlanActionEvent;
+    webviewError: WebviewErrorEvent;
+  };
+}
+
+/** What the extension sends to the plan webview. */
+export interface PlanHostSide {
+  requests: Record<never, never>;
+  events: {
+    planState: PlanPanelState;
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Comparison view (webview/compare) ↔ extension (src/extension/compare)
+
+/** One side of a comparison. */
+export interface CompareSideSummary {
+  fileName: string;
+  path: string;
+  format: string;
+  bytes: number;
+  params: number;
+  tensors: number;
+  bitsPerWeight: number | null;
+  dtypes: Array<{ dtype: string; tensors: number; params: number }>;
+}
+
+/** One matched tensor pair and, once measured, its error figures (null: equal sides or no energy). */
+export interface CompareRow {
+  index: number;
+  name: string;
+  nameB: string;
+  dtypeA: string;
+  dtypeB: string;
+  layer: number | null;
+  role: string;
+  params: number;
+  measured: boolean;
+  relMse: number | null;
+  sqnrDb: number | null;
+  maxAbsErr: number | null;
+  cosine: number | null;
+  /** Set when this pair could not be compared. */
+  error?: string;
+}
+
+/** The comparison's initial state (rows measured so far included). */
+export interface CompareState {
+  a: CompareSideSummary;
+  b: CompareSideSummary;
+  rows: CompareRow[];
+  onlyInA: string[];
+  onlyInB: string[];
+  shapeMismatch: string[];
+  progress: CompareProgressEvent;
+}
+
+/** Rows whose figures arrived. */
+export interface CompareRowsEvent {
+  rows: CompareRow[];
+}
+
+/** Progress of the comparison. */
+export interface CompareProgressEvent {
+  done: number;
+  total: number;
+  state: 'running' | 'done' | 'cancelled' | 'error';
+  message?: string;
+  elapsedMs: number;
+}
+
+/** Asks for one pair's histograms (computed in the worker pool). */
+export interface PairDetailRequest {
+  index: number;
+  bins: number;
+}
+
+/** Counts over [lo, hi] in equal bins (null bounds: no finite values). */
+export interface RangeHistogramView {
+  lo: number | null;
+  hi: number | null;
+  counts: number[];
+}
+
+/** Both sides' histograms over one shared range, and the histogram of the error b − a. */
+export interface PairDetailReply {
+  index: number;
+  a: RangeHistogramView;
+  b: RangeHistogramView;
+  error: RangeHistogramView;
+}
+
+/** Opens one side's tensor in the inspector. */
+export interface CompareRevealEvent {
+  side: 'a' | 'b';
+  name: string;
+}
+
+/** Stops the comparison (rows measured so far stay). */
+export interface CancelCompareEvent {}
+
+/** What the compare webview sends. */
+export interface CompareWebviewSide {
+  requests: {
+    ready: { request: ReadyRequest; reply: CompareState };
+    pairDetail: { request: PairDetailRequest; reply: PairDetailReply };
+  };
+  events: {
+    cancelCompare: CancelCompareEvent;
+    revealTensor: CompareRevealEvent;
+    webviewError: WebviewErrorEvent;
+  };
+}
+
+/** What the extension sends to the compare webview. */
+export interface CompareHostSide {
+  requests: Record<never, never>;
+  events: {
+    compareRows: CompareRowsEvent;
+    compareProgress: CompareProgressEvent;
   };
 }

@@ -95,9 +95,18 @@ export class Workbench {
     return this.server.output();
   }
 
+  /**
+   * Moves keyboard focus from a webview back to the workbench: keys pressed while a webview's
+   * input has focus stay inside its iframe.
+   */
+  async focusWorkbench(): Promise<void> {
+    await this.page.locator('.part.sidebar .composite.title').first().click();
+  }
+
   /** Runs a command through the command palette by its title. */
   async runCommand(title: string): Promise<void> {
     const { page } = this;
+    await this.focusWorkbench();
     await page.keyboard.press('F1');
     const input = page.locator('.quick-input-widget input');
     await input.waitFor({ state: 'visible' });
@@ -133,6 +142,7 @@ export class Workbench {
   /** Opens a workspace file through Quick Open (Ctrl+P), as a user would. */
   async openFile(name: string): Promise<void> {
     const { page } = this;
+    await this.focusWorkbench();
     await page.keyboard.press('Control+P');
     const input = page.locator('.quick-input-widget input');
     await input.waitFor({ state: 'visible' });
@@ -143,7 +153,7 @@ export class Workbench {
 
   async closeAllEditors(): Promise<void> {
     await this.runCommand('View: Close All Editors');
-    await this.page.locator('.tabs-container .tab').first().waitFor({ state: 'detached', timeout: 10_000 }).catch(() => {});
+    await this.page.locator('.tabs-container .tab').first().waitFor({ state: 'detached', timeout: 10_000 });
   }
 
   /** The content frame of the visible webview (two iframes deep, E2E.md step 10). */

@@ -1,14 +1,17 @@
 /**
  * The inspector in a real VS Code: package the extension as a .vsix, install it into code-server,
- * open a checkpoint of each format in the custom editor, and read what the webview shows.
+ * open checkpoints of each format in the custom editor and check, from inside the webview, what it
+ * shows. Screenshots go to test-output/e2e/inspector/.
  */
-import { test } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
+import type { FrameLocator } from 'playwright-core';
 import { openModel } from '../../src/core/readers';
-import { missingPrerequisite, outputDir, packageExtension, sharedModels, Workbench } from './harness';
+import { missingPrerequisite, outputDir, packageExtension, repoRoot, sharedModels, Workbench } from './harness';
 
 /** One checkpoint per format from ../shared/models, copied into the test's workspace. */
 const MODELS = [
@@ -17,77 +20,182 @@ const MODELS = [
   'silero-vad/silero_vad_16k_op15.onnx',
   'stories260K/stories260K.pt',
 ];
+const DOWN_PROJ = 'model.layers.2.mlp.down_proj.weight';
 
 const count = new Intl.NumberFormat('en-US');
+const skip = missingPrerequisite() ?? (existsSync(sharedModels) ? undefined : `${sharedModels} is missing`);
 
-test('inspector: packaged extension opens safetensors, GGUF, ONNX and PyTorch, and shows a typed error for a broken file', async (t) => {
-  const missing = missingPrerequisite();
-  if (missing) return t.skip(missing);
-  if (!existsSync(sharedModels)) return t.skip(`${sharedModels} is missing`);
+describe('inspector in VS Code (code-server + Chromium)', { skip }, () => {
+  let scratch: string;
+  let workspace: string;
+  let wb: Workbench;
+  const expected = new Map<string, number>();
+  const timings: string[] = [];
 
-  const started = Date.now();
-  const scratch = mkdtempSync(join(tmpdir(), 'quantlens-e2e-test-'));
-  const workspace = join(scratch, 'workspace');
-  const out = outputDir('inspector');
-  let wb: Workbench | undefined;
-  try {
+  before(async () => {
+    const started = Date.now();
+    scratch = mkdtempSync(join(tmpdir(), 'quantlens-e2e-test-'));
+    workspace = join(scratch, 'workspace');
     mkdirSync(workspace);
-    const expected = new Map<string, number>();
     for (const rel of MODELS) {
-      const src = join(sharedModels, rel);
       const dst = join(workspace, basename(rel));
-      copyFileSync(src, dst);
+      copyFileSync(join(sharedModels, rel), dst);
       expected.set(basename(rel), (await openModel(dst)).tensors.length);
     }
     // config.json beside the safetensors file: its keys show in the overview
     copyFileSync(join(sharedModels, 'stories260K/hf/config.json'), join(workspace, 'config.json'));
-    // a safetensors file cut inside its header: must show the typed error, never a blank webview
-    const header = readFileSync(join(sharedModels, MODELS[0])).subarray(0, 200);
-    writeFileSync(join(workspace, 'truncated.safetensors'), header);
-
+    // a safetensors file cut inside its header: the typed error, never a blank webview
+    writeFileSync(join(workspace, 'truncated.safetensors'), readFileSync(join(sharedModels, MODELS[0])).subarray(0, 200));
+    // the generated 100,000-tensor GGUF: the table must stay quick
+    execFileSync(process.execPath, ['--import', 'tsx', join(repoRoot, 'scripts/gen.ts'), 'gguf-100k', join(workspace, 'many-tensors.gguf')], { cwd: repoRoot });
     const vsix = await packageExtension(scratch);
     const packaged = Date.now();
-    wb = await Workbench.start({ workspace, vsix: [vsix], outDir: out });
+    wb = await Workbench.start({
+      workspace,
+      vsix: [vsix],
+      outDir: outputDir('inspector'),
+      settings: { 'workbench.colorTheme': 'Default Dark Modern' },
+    });
     await wb.waitForContextMenuItem(basename(MODELS[0]), 'Open in Inspector');
-    const ready = Date.now();
+    timings.push(`package ${packaged - started} ms`, `code-server + workbench ready ${Date.now() - packaged} ms`);
     await wb.screenshot('workbench');
+  });
 
-    for (const [file, tensors] of expected) {
+  after(async () => {
+    if (timings.length) console.log(`e2e timings: ${timings.join(', ')}`);
+    await wb?.close();
+    if (scratch) rmSync(scratch, { recursive: true, force: true });
+  });
+
+  async function failureContext<T>(name: string, body: () => Promise<T>): Promise<T> {
+    try {
+      return await body();
+    } catch (err) {
+      await wb.screenshot(`failure-${name}`).catch(() => {});
+      throw new Error(`${(err as Error).message}\ncode-server output (tail):\n${wb.serverOutput().slice(-1500)}`);
+    }
+  }
+
+  async function tensorCount(view: FrameLocator): Promise<string | undefined> {
+    const cell = view.locator('[data-testid="tensor-count"]');
+    await cell.waitFor({ timeout: 30_000 });
+    return (await cell.textContent())?.trim();
+  }
+
+  test('opens safetensors, GGUF, ONNX and PyTorch and shows each tensor count', async (t) => {
+    await failureContext('formats', async () => {
+      for (const [file, tensors] of expected) {
+        const opened = Date.now();
+        await wb.openFile(file);
+        const view = wb.webview();
+        const text = await tensorCount(view);
+        timings.push(`${file} overview ${Date.now() - opened} ms`);
+        await wb.screenshot(`overview-${file}`);
+        assert.equal(text, count.format(tensors), `${file}: tensor count in the webview`);
+        await view.locator('[data-testid="tab-tensors"]').click();
+        await view.locator('.tt-spacer .tt-row').first().waitFor({ timeout: 10_000 });
+        const status = await view.locator('[data-testid="table-status"]').textContent();
+        assert.equal(status?.trim(), `${count.format(tensors)} tensor${tensors === 1 ? '' : 's'}`);
+        await wb.screenshot(`tensors-${file}`);
+        await wb.closeAllEditors();
+      }
+      t.diagnostic(timings.join('; '));
+    });
+  });
+
+  test('100,000-tensor GGUF: first table page quickly, filter and sort on the host', async (t) => {
+    await failureContext('many-tensors', async () => {
       const opened = Date.now();
-      await wb.openFile(file);
+      await wb.openFile('many-tensors.gguf');
       const view = wb.webview();
-      const cell = view.locator('[data-testid="tensor-count"]');
-      await cell.waitFor({ timeout: 30_000 });
-      const text = (await cell.textContent())?.trim();
-      t.diagnostic(`${file}: ${text} tensors shown in ${Date.now() - opened} ms`);
-      await wb.screenshot(`overview-${file}`);
-      assert.equal(text, count.format(tensors), `${file}: tensor count in the webview`);
-      // the table receives its first page on request
+      assert.equal(await tensorCount(view), count.format(100_000));
+      const overview = Date.now() - opened;
       await view.locator('[data-testid="tab-tensors"]').click();
       await view.locator('.tt-spacer .tt-row').first().waitFor({ timeout: 10_000 });
-      const status = await view.locator('[data-testid="table-status"]').textContent();
-      assert.equal(status?.trim(), `${count.format(tensors)} tensor${tensors === 1 ? '' : 's'}`);
-      await wb.screenshot(`tensors-${file}`);
+      const firstPage = Date.now() - opened;
+      const app = view.locator('#app');
+      const startedAt = Number(await app.getAttribute('data-started-at'));
+      const readyAt = Number(await app.getAttribute('data-ready-at'));
+      const rowsAt = Number(await view.locator('.tensor-table').getAttribute('data-first-rows-at'));
+      const breakdown = `webview script ${startedAt - opened} ms, state ${readyAt - opened} ms, first rows drawn ${rowsAt - opened} ms`;
+      timings.push(`100k GGUF from Quick Open: ${breakdown}; overview visible ${overview} ms, table page after tab click ${firstPage} ms`);
+      t.diagnostic(`100k GGUF from Quick Open: ${breakdown}`);
+      // scroll deep: rows arrive by page
+      await view.locator('[data-testid="tensor-table"]').evaluate((el) => (el.scrollTop = 24 * 60_000));
+      await view.locator('.tt-spacer .tt-row[data-index="60000"]').waitFor({ timeout: 10_000 });
+      const filter = view.locator('[data-testid="filter"] input');
+      await view.locator('[data-testid="filter"]').click();
+      await filter.fill('blk.7.');
+      await view.locator('[data-testid="table-status"]', { hasText: 'match' }).waitFor({ timeout: 10_000 });
+      await wb.screenshot('many-tensors-filtered');
       await wb.closeAllEditors();
-    }
+    });
+  });
 
-    await wb.openFile('truncated.safetensors');
-    const panel = wb.webview().locator('[data-testid="error-panel"]');
-    await panel.waitFor({ timeout: 30_000 });
-    const code = await wb.webview().locator('[data-testid="error-code"]').textContent();
-    await wb.screenshot('error-truncated');
-    assert.ok(code && /^[A-Z_]+$/.test(code), `typed error code shown, got ${code}`);
-    await wb.webview().locator('[data-testid="reopen-text"]').waitFor();
-    assert.equal(await wb.webview().locator('[data-testid="reopen-hex"]').count(), 0, 'no hex editor button without the hex editor');
-    t.diagnostic(`package ${packaged - started} ms, start ${ready - packaged} ms, whole test ${Date.now() - started} ms`);
-  } catch (err) {
-    if (wb) {
-      await wb.screenshot('failure').catch(() => {});
-      t.diagnostic(`code-server output:\n${wb.serverOutput()}`);
-    }
-    throw err;
-  } finally {
-    await wb?.close();
-    rmSync(scratch, { recursive: true, force: true });
-  }
+  test('layer 2 → ffn_down: statistics equal the CLI, histogram drawn, Analyze All completes; dark and light themes', async () => {
+    await failureContext('tensor-view', async () => {
+      await wb.openFile('model.safetensors');
+      const view = wb.webview();
+      await tensorCount(view);
+      await wb.screenshot('dark-overview');
+      await view.locator('[data-testid="tab-layers"]').click();
+      const layer2 = view.locator('[data-testid="group-layer:2"]');
+      await layer2.locator('.twisty').click();
+      await wb.screenshot('dark-layers');
+      await layer2.locator('[data-testid="show-group-tensors"]').click();
+      await view.locator('[data-testid="table-status"]', { hasText: 'match' }).waitFor();
+      await view.locator('.tt-row', { hasText: DOWN_PROJ }).click();
+      await view.locator('[data-testid="stat-mean"]').waitFor({ timeout: 30_000 });
+
+      const cli = JSON.parse(
+        execFileSync(process.execPath, [join(repoRoot, 'dist/cli.js'), 'stats', join(workspace, 'model.safetensors'), '--tensor', DOWN_PROJ, '--json'], { encoding: 'utf8' }),
+      ).tensors[0];
+      for (const key of ['count', 'finite', 'nonFinite', 'zeros', 'min', 'max', 'mean', 'std', 'absMax', 'kurtosis', 'outlierShare']) {
+        const shown = await view.locator(`[data-testid="stat-${key}"]`).getAttribute('data-value');
+        assert.equal(shown, String(cli[key]), `${key}: webview ${shown}, CLI ${cli[key]}`);
+      }
+      const painted = await view.locator('canvas[data-testid="histogram"]').evaluate((el) => {
+        type Canvas = { width: number; height: number; getContext(kind: '2d'): { getImageData(x: number, y: number, w: number, h: number): { data: Uint8ClampedArray } } };
+        const canvas = el as unknown as Canvas;
+        const data = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+        let n = 0;
+        for (let i = 3; i < data.length; i += 4) if (data[i] > 0) n++;
+        return n;
+      });
+      assert.ok(painted > 500, `histogram canvas has ${painted} painted pixels`);
+      await wb.screenshot('dark-tensor-view');
+
+      await view.locator('[data-testid="analyze-all"]').click();
+      await view.locator('[data-testid="analyze-status"][data-state="done"]').waitFor({ timeout: 60_000 });
+      const status = await view.locator('[data-testid="analyze-status"]').textContent();
+      assert.match(status ?? '', /tensors analyzed/);
+      const absMax = await view.locator('.tt-spacer .tt-row').first().locator('.tt-cell').nth(8).textContent();
+      assert.ok(absMax && absMax.trim() !== '', 'AbsMax column filled after Analyze All');
+      await wb.screenshot('dark-analyzed');
+
+      // the charts redraw in the new theme's colours
+      await wb.runCommand('Preferences: Toggle between Light/Dark Themes');
+      await wb.page.locator('.monaco-workbench.vs').waitFor({ timeout: 15_000 });
+      await wb.page.waitForTimeout(500);
+      await wb.screenshot('light-tensor-view');
+      await view.locator('[data-testid="tab-overview"]').click();
+      await wb.screenshot('light-overview');
+      await wb.closeAllEditors();
+    });
+  });
+
+  test('a truncated file shows the typed error with Reopen with Text Editor', async () => {
+    await failureContext('error', async () => {
+      await wb.openFile('truncated.safetensors');
+      const view = wb.webview();
+      await view.locator('[data-testid="error-panel"]').waitFor({ timeout: 30_000 });
+      const code = await view.locator('[data-testid="error-code"]').textContent();
+      assert.equal(code, 'TRUNCATED');
+      assert.equal(await view.locator('[data-testid="error-offset"]').textContent(), '8');
+      await view.locator('[data-testid="reopen-text"]').waitFor();
+      assert.equal(await view.locator('[data-testid="reopen-hex"]').count(), 0, 'no hex editor button without the hex editor');
+      await wb.screenshot('light-error-truncated');
+      await wb.closeAllEditors();
+    });
+  });
 });

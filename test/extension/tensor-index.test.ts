@@ -132,7 +132,8 @@ test('modelState carries totals, dtype breakdown, config keys and groups', () =>
       ['hidden_size', 'config.json'],
     ],
   );
-  assert.equal(state.groups.length, 4);
+  assert.equal(state.groupCount, 4);
+  assert.deepEqual(index.groupPage({ offset: 1, limit: 2 }).groups.map((g) => g.key), ['layer:0', 'layer:1']);
 });
 
 test('stats cache: round trip, invalidated by a changed file or other bins', async () => {

@@ -13,6 +13,8 @@ import './inspector.css';
 const WEBVIEW_VERSION = 1;
 
 const app = document.getElementById('app')!;
+// when the page started, got its state, and drew its first table rows (the e2e test reads these)
+app.dataset.startedAt = String(Date.now());
 const rpc = connect();
 
 window.addEventListener('error', (e) => rpc.notify('webviewError', { message: String(e.message) }));
@@ -29,6 +31,7 @@ async function start(): Promise<void> {
     state = { kind: 'error', fileName: document.title, error: { code: e.code ?? 'INTERNAL', message: e.message }, hexEditorAvailable: false };
   }
   app.removeAttribute('aria-busy');
+  app.dataset.readyAt = String(Date.now());
   app.replaceChildren(state.kind === 'error' ? errorPanel(state, rpc) : modelView(state, rpc));
 }
 
@@ -73,11 +76,11 @@ function modelView(state: ModelState, rpc: InspectorRpc): HTMLElement {
   tabs.append(
     h('vscode-tab-header', { slot: 'header', 'data-testid': 'tab-overview' }, 'Overview'),
     h('vscode-tab-panel', null, overview(state)),
-    h('vscode-tab-header', { slot: 'header', 'data-testid': 'tab-layers' }, `Layers (${formatCount(state.groups.length)})`),
+    h('vscode-tab-header', { slot: 'header', 'data-testid': 'tab-layers' }, `Layers (${formatCount(state.groupCount)})`),
     h(
       'vscode-tab-panel',
       null,
-      layersView(state.groups, (g) => {
+      layersView(rpc, state.groupCount, (g) => {
         showGroup(g);
         tabs.selectedIndex = 2;
       }),

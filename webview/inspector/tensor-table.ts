@@ -20,7 +20,7 @@ const statCell = (key: keyof StatsSummary) => (row: TensorRow) => formatStat(row
 
 const COLUMNS: Column[] = [
   { id: 'index', label: '#', width: '56px', numeric: true, cell: (r) => String(r.index) },
-  { id: 'name', label: 'Name', width: 'minmax(220px, 3fr)', cell: (r) => r.name },
+  { id: 'name', label: 'Name', width: 'minmax(160px, 3fr)', cell: (r) => r.name },
   { id: 'dtype', label: 'DType', width: '72px', cell: (r) => r.dtype },
   { id: 'shape', label: 'Shape', width: 'minmax(90px, 1fr)', cell: (r) => formatShape(r.shape) },
   { id: 'params', label: 'Params', width: '96px', numeric: true, cell: (r) => formatCount(r.params) },
@@ -174,6 +174,7 @@ export class TensorTable {
       rows.push(this.rowElement(row, i));
     }
     this.spacer.replaceChildren(...rows);
+    if (rows.length && !this.element.dataset.firstRowsAt) this.element.dataset.firstRowsAt = String(Date.now());
   }
 
   private rowElement(row: TensorRow, position: number): HTMLElement {

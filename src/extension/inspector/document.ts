@@ -153,7 +153,6 @@ export class InspectorDocument extends Disposable implements vscode.CustomDocume
       const files = await Promise.all(
         model.files.map(async (path): Promise<ModelFile> => ({ path, name: basename(path), sizeBytes: await access.sizeOf(path).catch(() => 0) })),
       );
-      const openMs = performance.now() - started;
       const index = new TensorIndex(model);
       const settings = inspectorSettings();
       const cache = uri.scheme === 'file' && cacheDir ? { store: new StatsCache(cacheDir), files: await stampFiles(model.files) } : undefined;
@@ -164,6 +163,8 @@ export class InspectorDocument extends Disposable implements vscode.CustomDocume
           if (s) index.setStats(i, s);
         });
       }
+      // reading, the tensor table and the cached statistics: everything before the webview can start
+      const openMs = performance.now() - started;
       const state = modelState(index, { fileName: basename(access.path), files, config, settings, openMs });
       log.info(`opened ${access.path}: ${model.format}, ${model.tensors.length} tensors in ${openMs.toFixed(1)} ms`);
       return new InspectorDocument(uri, access, { kind: 'model', model, index, state }, cache);

@@ -206,6 +206,10 @@ export class InspectorSession extends Disposable {
         throw toQuantLensError(err);
       }
     });
+    rpc.handle('layerGroups', (request) => {
+      if (result.kind !== 'model') throw new QuantLensError('UNSUPPORTED', 'the model did not open');
+      return result.index.groupPage(request);
+    });
     rpc.handle('tensorDetail', async ({ index, bins }, signal): Promise<TensorDetailReply> => {
       if (result.kind !== 'model') throw new QuantLensError('UNSUPPORTED', 'the model did not open');
       try {

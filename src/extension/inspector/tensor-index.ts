@@ -19,6 +19,8 @@ import type {
   DiagnosticView,
   ModelFile,
   InspectorSettings,
+  LayerGroupsReply,
+  LayerGroupsRequest,
 } from '../../shared/protocol';
 
 /** Arrays longer than this are folded to their first METADATA_ARRAY_HEAD items. */
@@ -77,6 +79,13 @@ export class TensorIndex {
     return { total: order.length, offset, rows };
   }
 
+  /** A window of the layer groups. */
+  groupPage(request: LayerGroupsRequest): LayerGroupsReply {
+    const offset = clampInt(request.offset, 0, Number.MAX_SAFE_INTEGER);
+    const limit = clampInt(request.limit, 0, MAX_PAGE_ROWS);
+    return { total: this.groups.length, offset, groups: this.groups.slice(offset, offset + limit) };
+  }
+
   /** Row indices matching the request's filter and group, in its sort order. */
   order(request: Pick<TensorPageRequest, 'filter' | 'regex' | 'group' | 'sort'>): number[] {
     const key = JSON.stringify({ f: request.filter ?? '', r: !!request.regex, g: request.group ?? '', s: request.sort ?? null });
@@ -128,7 +137,7 @@ export function modelState(
     metadata,
     totals: { tensors: totals.tensors, params: totals.params, bytes: totals.bytes, bitsPerWeight: totals.bitsPerWeight, byDtype },
     diagnostics: model.diagnostics.map((d): DiagnosticView => ({ ...d })),
-    groups: index.groups,
+    groupCount: index.groups.length,
     settings: options.settings,
     openMs: options.openMs,
   };
