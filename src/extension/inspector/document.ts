@@ -180,10 +180,11 @@ export class InspectorDocument extends Disposable implements vscode.CustomDocume
 }
 
 /**
- * `config.json` beside the checkpoint (Hugging Face layout): what the model is. A broken one is a
- * warning, never a reason not to open the weights.
+ * `config.json` beside a Hugging Face checkpoint (safetensors, pytorch_model.bin): what the model
+ * is. A broken one is a warning, never a reason not to open the weights.
  */
 async function readConfigJson(access: DocumentFiles, model: ModelInfo): Promise<Record<string, unknown> | undefined> {
+  if (model.format !== 'safetensors' && model.format !== 'pytorch') return undefined;
   const path = join(dirname(model.files[0] ?? access.path), 'config.json');
   if (!(await access.files.exists(path))) return undefined;
   const warn = (message: string): undefined => {

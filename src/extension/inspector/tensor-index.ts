@@ -191,12 +191,15 @@ function truncate(s: string, max = METADATA_TEXT_MAX): string {
   return s.length > max ? `${s.slice(0, max)}… (${s.length} characters)` : s;
 }
 
-/** Layer groups: `layer:N` for numbered layers, `model` for embeddings/final norm/output, else the name's first part. */
+/**
+ * Layer groups: `layer:N` for numbered layers, `model` for embeddings/final norm/output, else the
+ * name's first dotted part; names without one (ONNX's `onnx::Conv_123`, constants) share `other`.
+ */
 export function groupKeyOf(row: Pick<TensorRow, 'name' | 'layer' | 'role'>): string {
   if (row.layer !== null) return `layer:${row.layer}`;
   if (NON_LAYER_ROLES.has(row.role)) return 'model';
   const dot = row.name.indexOf('.');
-  return `prefix:${dot > 0 ? row.name.slice(0, dot) : row.name}`;
+  return dot > 0 ? `prefix:${row.name.slice(0, dot)}` : 'other';
 }
 
 function buildGroups(rows: TensorRow[], groupOf: string[]): LayerGroup[] {
@@ -205,7 +208,8 @@ function buildGroups(rows: TensorRow[], groupOf: string[]): LayerGroup[] {
     const key = groupOf[i];
     let g = groups.get(key);
     if (!g) {
-      const label = row.layer !== null ? `Layer ${row.layer}` : key === 'model' ? 'Model (embeddings, final norm, output)' : key.slice('prefix:'.length);
+      const label =
+        row.layer !== null ? `Layer ${row.layer}` : key === 'model' ? 'Model (embeddings, final norm, output)' : key === 'other' ? 'Other tensors' : key.slice('prefix:'.length);
       g = { key, label, layer: row.layer, tensors: 0, params: 0, bytes: 0, bitsPerWeight: null, roles: [] };
       groups.set(key, g);
     }
@@ -219,8 +223,8 @@ function buildGroups(rows: TensorRow[], groupOf: string[]): LayerGroup[] {
     r.bytes += row.bytes;
   });
   for (const g of groups.values()) g.bitsPerWeight = g.params > 0 ? (g.bytes * 8) / g.params : null;
-  // model-level tensors first, then layers in order, then the rest by name
-  const rank = (g: LayerGroup): number => (g.key === 'model' ? 0 : g.layer !== null ? 1 : 2);
+  // model-level tensors first, then layers in order, then the rest by name, `other` last
+  const rank = (g: LayerGroup): number => (g.key === 'model' ? 0 : g.layer !== null ? 1 : g.key === 'other' ? 3 : 2);
   return [...groups.values()].sort((a, b) => rank(a) - rank(b) || (a.layer ?? 0) - (b.layer ?? 0) || a.label.localeCompare(b.label));
 }
 
