@@ -26,7 +26,7 @@ import type { Diagnostic, ModelInfo, TensorInfo } from '../model';
 import { describeTensor } from '../names';
 import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from '../quant/fp16';
 import {
-  DYNAMIC_MAP, NESTED_BLOCK_SIZE, NF4_LEVELS, doubleQuantizeAbsmax, dequantizeRtn, encodeFp8, groupLayout, quantizeRtn, roundHalfEven,
+  DYNAMIC_MAP, NESTED_BLOCK_SIZE, NF4_LEVELS, doubleQuantizeAbsmax, dequantizeRtn, encodeFp8, groupLayout, quantizeRtn,
   type RtnTensor,
 } from '../quant/rtn';
 import { formatScheme, parseScheme, type QuantScheme } from '../quant/scheme';
@@ -115,7 +115,13 @@ export function packInt32Rows(q: Int8Array, rows: number, cols: number, bits: nu
   const half = 1 << (bits - 1);
   const out = new Int32Array(rows * wpr);
   for (let r = 0; r < rows; r++) {
-    for (let c = 0; c < cols; c++) out[r * wpr + Math.floor(c / pf)]! |= (q[r * cols + c]! + half) << ((c % pf) * bits);
+    for (let w = 0; w < wpr; w++) {
+      let word = 0;
+      const base = r * cols + w * pf;
+      const n = Math.min(pf, cols - w * pf);
+      for (let k = 0; k < n; k++) word |= (q[base + k]! + half) << (k * bits);
+      out[r * wpr + w] = word;
+    }
   }
   return out;
 }
@@ -206,20 +212,37 @@ function requantizeInt(x: Float32Array, t: RtnTensor, scales: Float32Array, bits
   const qmax = (1 << (bits - 1)) - 1;
   const qmin = symmetric ? -qmax : -qmax - 1;
   const q = t.q as Int8Array;
-  for (let i = 0; i < x.length; i++) {
-    const g = Math.floor(i / l.cols) * l.groupsPerRow + Math.floor((i % l.cols) / l.group);
+  forEachGroup(l.rows, l.cols, l.group, (g, from, to) => {
     const z = t.zeroPoints ? t.zeroPoints[g]! : 0;
-    const v = Math.fround(x[i]! / scales[g]!);
-    const level = Number.isNaN(v) ? 0 : Math.min(Math.max(roundHalfEven(v), qmin - z), qmax - z);
-    q[i] = level + z;
-  }
+    const s = scales[g]!;
+    const lo = qmin - z;
+    const hi = qmax - z;
+    for (let i = from; i < to; i++) {
+      const v = Math.fround(x[i]! / s);
+      if (Number.isNaN(v)) {
+        q[i] = z;
+        continue;
+      }
+      // round half to even (rtn.ts roundHalfEven), inlined: Math.round takes ties upwards
+      let level = Math.round(v);
+      if (level - v === 0.5 && (level & 1) !== 0) level--;
+      q[i] = Math.min(Math.max(level, lo), hi) + z;
+    }
+  });
 }
 
 function requantizeFp8(x: Float32Array, t: RtnTensor, scales: Float32Array, format: 'e4m3' | 'e5m2'): void {
   const l = groupLayout(t.scheme as Extract<QuantScheme, { kind: 'fp8' }>, t.rows, t.cols);
-  for (let i = 0; i < x.length; i++) {
-    const g = Math.floor(i / l.cols) * l.groupsPerRow + Math.floor((i % l.cols) / l.group);
-    t.q[i] = encodeFp8(Math.fround(x[i]! / scales[g]!), format);
+  forEachGroup(l.rows, l.cols, l.group, (g, from, to) => {
+    for (let i = from; i < to; i++) t.q[i] = encodeFp8(Math.fround(x[i]! / scales[g]!), format);
+  });
+}
+
+/** Calls `f(group index, first, end)` for each group of `group` values along the rows of [rows, cols]. */
+function forEachGroup(rows: number, cols: number, group: number, f: (g: number, from: number, to: number) => void): void {
+  const perRow = Math.ceil(cols / group);
+  for (let r = 0; r < rows; r++) {
+    for (let g = 0; g < perRow; g++) f(r * perRow + g, r * cols + g * group, r * cols + Math.min(cols, (g + 1) * group));
   }
 }
 

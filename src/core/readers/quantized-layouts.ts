@@ -91,7 +91,8 @@ export async function recogniseQuantizedLayouts(model: ModelInfo, files: FileAcc
   const config = await readQuantConfig(model, files, model.diagnostics);
   const small = new SmallReads(files);
   const logical = new Map<string, TensorInfo>();
-  const consumed = new Set<string>();
+  /** part name → the logical tensor it belongs to */
+  const consumed = new Map<string, TensorInfo>();
   try {
     for (const c of candidates) {
       throwIfAborted(options.signal);
@@ -102,7 +103,7 @@ export async function recogniseQuantizedLayouts(model: ModelInfo, files: FileAcc
         if (!layout) continue;
         const parts = Object.values(layout.layout.parts) as TensorInfo[];
         const main = layout.layout.parts.packed!;
-        logical.set(`${module}.weight`, {
+        const owner: TensorInfo = {
           name: `${module}.weight`,
           dtype: LAYOUT_DTYPE[layout.layout.format],
           shape: layout.shape,
@@ -111,8 +112,9 @@ export async function recogniseQuantizedLayouts(model: ModelInfo, files: FileAcc
           byteLength: parts.reduce((s, p) => s + p.byteLength, 0),
           encoding: 'quantized',
           quantized: layout.layout,
-        });
-        for (const p of parts) consumed.add(p.name);
+        };
+        logical.set(owner.name, owner);
+        for (const p of parts) consumed.set(p.name, owner);
       } catch (err) {
         if (!(err instanceof LayoutError)) throw err;
         model.diagnostics.push({ severity: 'warning', code: 'QUANT_LAYOUT', tensor: c.name, message: `not read as a quantized weight: ${err.message}; its tensors are listed as stored` });
@@ -125,12 +127,12 @@ export async function recogniseQuantizedLayouts(model: ModelInfo, files: FileAcc
   const tensors: TensorInfo[] = [];
   const placed = new Set<string>();
   for (const t of model.tensors) {
-    if (!consumed.has(t.name)) {
+    const owner = consumed.get(t.name);
+    if (!owner) {
       tensors.push(t);
       continue;
     }
     // the logical tensor takes the place of its first part
-    const owner = [...logical.values()].find((l) => Object.values(l.quantized!.parts).some((p) => p.name === t.name))!;
     if (!placed.has(owner.name)) {
       placed.add(owner.name);
       tensors.push(owner);
@@ -297,7 +299,8 @@ function gptqOrAwq(part: (s: string) => TensorInfo | undefined, config: QuantCon
   if (groups < 1 || Math.ceil(cols / Math.ceil(cols / groups)) !== groups) fail(`${groups} groups do not split ${cols} inputs`);
   const zeroWords = Math.ceil((rows * bits) / 32);
   if (qzeros && (qzeros.dtype !== 'I32' || qzeros.shape[0] !== groups || qzeros.shape[1] !== zeroWords)) fail(`qzeros is not int32 [${groups}, ${zeroWords}]`);
-  const format = typeof config?.checkpoint_format === 'string' ? config.checkpoint_format : 'gptq';
+  const format = typeof config?.checkpoint_format === 'string' ? config.checkpoint_format.toLowerCase() : 'gptq';
+  if (format !== 'gptq' && format !== 'gptq_v2') fail(`GPTQ checkpoint_format ${format}: only gptq and gptq_v2 are read`);
   const sym = config?.sym;
   const parts: Partial<Record<QuantizedPart, TensorInfo>> = { packed: qweight, scale: scales! };
   if (qzeros) parts.zeroPoint = qzeros;
