@@ -1,6 +1,7 @@
 import * as vscode from 'vscode';
 import { registerCommands } from './commands';
 import { InspectorEditorProvider } from './inspector/provider';
+import { registerWorkflows } from './workflows';
 
 /**
  * Entry point. Contributions activate the extension (`activationEvents: []`); a failure here is
@@ -12,6 +13,7 @@ export function activate(context: vscode.ExtensionContext): void {
   try {
     const inspector = InspectorEditorProvider.register(context, log);
     registerCommands(context, inspector);
+    registerWorkflows(context, log);
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);
     log.error(`activation failed: ${message}`);
