@@ -37,6 +37,8 @@ export type ErrorCode =
   | 'CANCELLED'
   // anything else (CLI exit 4)
   | 'UNSUPPORTED'
+  /** ONNX Runtime refused a model or failed while running it. */
+  | 'RUNTIME'
   | 'INTERNAL'
   | 'OUTPUT';
 
@@ -97,7 +99,7 @@ export function throwIfAborted(signal: AbortSignal | undefined): void {
 }
 
 const USAGE_CODES: ReadonlySet<ErrorCode> = new Set(['USAGE']);
-const OTHER_CODES: ReadonlySet<ErrorCode> = new Set(['UNSUPPORTED', 'INTERNAL', 'OUTPUT']);
+const OTHER_CODES: ReadonlySet<ErrorCode> = new Set(['UNSUPPORTED', 'RUNTIME', 'INTERNAL', 'OUTPUT']);
 
 /** CLI exit code: 1 usage, 2 unreadable/invalid input, 3 cancelled, 4 other failure. */
 export function exitCodeOf(err: QuantLensError): 1 | 2 | 3 | 4 {

@@ -11,6 +11,7 @@ import type { RtnTensor } from '../core/quant/rtn';
 import type { TensorStats } from '../core/stats/stats';
 import type { Transfer } from '../shared/rpc';
 import type { CompareTensorsJob, CompareTensorsReply } from './compare-job';
+import type { OnnxActivationsJob, OnnxActivationsReply, OnnxRunJob, OnnxRunReply } from './onnx-job';
 import type { QuantErrorJob, QuantErrorReply } from './quant-error';
 import type { QuantizeRowsJob } from './quantize-job';
 import type { QuantizeRtnJob } from './rtn-job';
@@ -68,6 +69,10 @@ export type KernelJobs = {
   quantizeRows: { request: QuantizeRowsJob; reply: Uint8Array };
   /** One tensor quantized with an RTN scheme for the safetensors writers (src/kernel/rtn-job.ts). */
   quantizeRtn: { request: QuantizeRtnJob; reply: RtnTensor };
+  /** ONNX activation statistics over calibration samples, one pass (src/kernel/onnx-job.ts). */
+  onnxActivations: { request: OnnxActivationsJob; reply: OnnxActivationsReply };
+  /** ONNX model outputs over calibration samples (src/kernel/onnx-job.ts). */
+  onnxRun: { request: OnnxRunJob; reply: OnnxRunReply };
 };
 
 export type JobKind = keyof KernelJobs;

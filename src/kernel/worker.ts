@@ -6,6 +6,7 @@ import { parentPort } from 'node:worker_threads';
 import { RpcEndpoint, type RequestHandler } from '../shared/rpc';
 import type { JobHandler, JobKind, PoolSide, WorkerSide } from './jobs';
 import { runCompareTensorsJob } from './compare-job';
+import { runOnnxActivationsJob, runOnnxRunJob } from './onnx-job';
 import { runQuantErrorJob } from './quant-error';
 import { runQuantizeRowsJob } from './quantize-job';
 import { runQuantizeRtnJob } from './rtn-job';
@@ -20,6 +21,8 @@ const HANDLERS: { [K in JobKind]: JobHandler<K> } = {
   compareTensors: runCompareTensorsJob,
   quantizeRows: runQuantizeRowsJob,
   quantizeRtn: runQuantizeRtnJob,
+  onnxActivations: runOnnxActivationsJob,
+  onnxRun: runOnnxRunJob,
 };
 
 if (!parentPort) throw new Error('worker.ts runs as a worker thread');
