@@ -67,4 +67,11 @@ if (existsSync(join(root, 'node_modules/@vscode-elements/elements/dist/bundled.j
   mkdirSync(join(dist, 'webview'), { recursive: true });
   copyFileSync(join(root, 'node_modules/@vscode-elements/elements/dist/bundled.js'), join(dist, 'webview/elements.js'));
 }
+// ONNX Runtime Web: its wasm binary and the loader module it imports at run time are served from
+// dist/ort/ (the worker sets env.wasm.wasmPaths there), so nothing is fetched from a network.
+const ortDist = join(root, 'node_modules/onnxruntime-web/dist');
+if (existsSync(ortDist)) {
+  mkdirSync(join(dist, 'ort'), { recursive: true });
+  for (const f of ['ort-wasm-simd-threaded.wasm', 'ort-wasm-simd-threaded.mjs']) copyFileSync(join(ortDist, f), join(dist, 'ort', f));
+}
 console.log(`built ${dist}`);
