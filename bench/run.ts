@@ -4,6 +4,7 @@ import { benchInspect } from './inspect';
 import { benchQuantizeModel } from './quantize-model';
 import { benchQuantize } from './quantize';
 import { benchRtn } from './rtn';
+import { benchSensitivity } from './sensitivity';
 import { benchStats } from './stats';
 
 const BENCHES: Record<string, () => Promise<void>> = {
@@ -12,6 +13,7 @@ const BENCHES: Record<string, () => Promise<void>> = {
   dequant: benchDequant,
   rtn: benchRtn,
   quantize: benchQuantize,
+  sensitivity: benchSensitivity,
   quantizeModel: benchQuantizeModel,
 };
 
