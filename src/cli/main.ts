@@ -17,6 +17,15 @@ commands:
                                                      split a GGUF like llama-gguf-split
   eval <model> --text FILE [--ctx N] [--chunks N] [--base OTHER] [--mode exact|llama.cpp] [--json]
                                                      perplexity (llama-perplexity rules), KL divergence vs --base
+  calibrate <model> --text FILE [--ctx N] [--chunks N] [-o imatrix.gguf] [--mode exact|llama.cpp] [--json]
+                                                     importance matrix (llama-imatrix) and activation statistics
+ONNX models (.onnx; ONNX Runtime in the workers; inputs: --inputs PATH (.npy/.npz/images/.wav, files or folders) or --synthetic N):
+  calibrate model.onnx --inputs PATH… [--dim NAME=N] [--json]     activation statistics, histograms, outlier channels
+  sensitivity model.onnx --inputs PATH… --mode outputs [--types T,..] [--activations] [--json]
+                                                     output SQNR / top-1 agreement with one layer quantized at a time
+  quantize model.onnx -o out.onnx --type int8-qdq|int4-matmulnbits [--activations] [--range minmax|percentile|mse]
+           [--plan plan.json] [--inputs PATH…] [--json]   QDQ or MatMulNBits model for ONNX Runtime
+  eval out.onnx --base model.onnx --inputs PATH… [--json]   output SQNR, relative MSE, top-1 agreement
 `;
 
 /** Commands are loaded on use, so `inspect` never pays for the kernel. */
@@ -29,7 +38,11 @@ const COMMANDS: Record<string, () => Promise<CliCommand>> = {
   plan: async () => (await import('./commands/plan')).planCommand,
   split: async () => (await import('./commands/split')).splitCommand,
   eval: async () => (await import('./commands/eval')).evalCommand,
+  calibrate: async () => (await import('./commands/calibrate')).calibrateCommand,
 };
+
+/** Commands with an ONNX form (ONNX Runtime in the workers), taken when an argument is a .onnx file. */
+const ONNX_FORMS: ReadonlySet<string> = new Set(['calibrate', 'sensitivity', 'quantize', 'eval']);
 
 async function main(argv: string[]): Promise<number> {
   const [name, ...args] = argv;
@@ -37,7 +50,8 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(USAGE);
     return name ? 0 : 1;
   }
-  const load = COMMANDS[name];
+  const onnx = ONNX_FORMS.has(name) && args.some((a) => /\.onnx$/i.test(a));
+  const load = onnx ? async () => (await import('./commands/onnx')).onnxCommand(name) : COMMANDS[name];
   if (!load) {
     process.stderr.write(`error[USAGE]: unknown command ${name}\n${USAGE}`);
     return 1;

@@ -11,7 +11,7 @@ const stories = resolve(__dirname, '../../../shared/models/stories260K');
 /** A vocabulary of the three specials, 256 byte pieces, then `normal` with their scores. */
 function vocab(normal: Array<[string, number]>, extra: Partial<Vocabulary> = {}): Vocabulary {
   const pieces = ['<unk>', '<s>', '</s>'];
-  const types = [TokenType.Unknown, TokenType.Control, TokenType.Control];
+  const types: number[] = [TokenType.Unknown, TokenType.Control, TokenType.Control];
   const scores = [0, 0, 0];
   for (let b = 0; b < 256; b++) {
     pieces.push(`<0x${b.toString(16).toUpperCase().padStart(2, '0')}>`);

@@ -7,8 +7,8 @@
  * for small models).
  *
  * Two numeric modes: `exact` (f32 activations, f64 dot products) and `llama.cpp` (activations rounded
- * to each weight type's dot-product type as ggml's CPU backend does, keys and values stored as F16 as
- * in llama.cpp's default KV cache).
+ * to each weight type's dot-product type as ggml's CPU backend does; keys and values stored as F16 as
+ * in llama.cpp's default KV cache, attention as its CPU flash attention computes it).
  */
 import { dirname, join } from 'node:path';
 import { readExact } from '../bytesource';
@@ -24,7 +24,7 @@ import type { FileAccess } from '../readers/types';
 import { decodeToF32, isPlainDType } from '../stats/decode';
 import { matrixShape, tensorRowsF32 } from '../tensor-rows';
 import { readTensorBytes } from '../tensordata';
-import { addInPlace, applyRope, causalAttention, matmulF32, rmsNorm, ropeTables, swiglu } from './ops';
+import { addInPlace, applyRope, causalAttention, causalAttentionF16, matmulF32, rmsNorm, ropeTables, swiglu } from './ops';
 import { hasGgufVocabulary, SpmTokenizer, vocabularyFromGguf, vocabularyFromSentencePiece } from './tokenizer';
 import { intMatmul, isIntWeightType, roundRowFloat, roundRowQ8K, roundToF16, unpackIntWeight, vecDotType, type IntWeight } from './vec-dot';
 
@@ -234,7 +234,8 @@ export class LlamaModel {
         for (let i = 0; i < k.length; i++) k[i] = roundToF16(k[i]);
         for (let i = 0; i < v.length; i++) v[i] = roundToF16(v[i]);
       }
-      causalAttention(q, k, v, n, c.heads, c.kvHeads, c.headDim, attn);
+      if (mode === 'llama.cpp') causalAttentionF16(q, k, v, n, c.heads, c.kvHeads, c.headDim, attn);
+      else causalAttention(q, k, v, n, c.heads, c.kvHeads, c.headDim, attn);
       observe?.({ kind: 'linear-input', layer: l, weights: [names.attn_output] }, attn, n, c.heads * c.headDim);
       const o = linear(attn, n, b.linear.attn_output, mode);
       observe?.({ kind: 'attn-out', layer: l }, o, n, c.dim);

@@ -5,6 +5,7 @@
  * and SiLU-gated MLP, and the f32 matrix product.
  */
 import { fround } from '../quant/ggml-float';
+import { roundToF16 } from './vec-dot';
 
 /** out[t] = x[t] / sqrt(mean(x[t]²) + eps) · weight. */
 export function rmsNorm(x: Float32Array, n: number, dim: number, weight: Float32Array, eps: number, out: Float32Array): void {
@@ -146,4 +147,56 @@ export function matmulF32(x: Float32Array, n: number, w: Float32Array, rows: num
 /** x += y, element-wise. */
 export function addInPlace(x: Float32Array, y: Float32Array): void {
   for (let i = 0; i < x.length; i++) x[i] = fround(x[i] + y[i]);
+}
+
+/**
+ * The same attention as llama.cpp's CPU flash attention computes it over an F16 KV cache
+ * (ggml-cpu ops.cpp `ggml_compute_forward_flash_attn_ext_f16_one_chunk`): the query rounded to F16,
+ * keys visited in order with an online softmax, the weighted value sum kept in an F16 accumulator
+ * (rescaled when a new maximum appears), divided by the softmax sum at the end.
+ * `k` and `v` must already hold F16-representable values.
+ */
+export function causalAttentionF16(
+  q: Float32Array,
+  k: Float32Array,
+  v: Float32Array,
+  n: number,
+  heads: number,
+  kvHeads: number,
+  headDim: number,
+  out: Float32Array,
+): void {
+  const group = heads / kvHeads;
+  const scale = fround(1 / Math.sqrt(headDim));
+  const acc = new Float32Array(headDim);
+  const q16 = new Float32Array(headDim);
+  for (let t = 0; t < n; t++) {
+    for (let h = 0; h < heads; h++) {
+      const qo = (t * heads + h) * headDim;
+      const kh = Math.floor(h / group);
+      for (let i = 0; i < headDim; i++) q16[i] = roundToF16(q[qo + i]);
+      let max = -Infinity;
+      let sum = 0;
+      acc.fill(0);
+      for (let s = 0; s <= t; s++) {
+        const ko = (s * kvHeads + kh) * headDim;
+        let dot = 0;
+        for (let i = 0; i < headDim; i++) dot += q16[i] * k[ko + i];
+        const score = fround(fround(dot) * scale);
+        let ms = 1;
+        let vs = 1;
+        if (score > max) {
+          ms = fround(Math.exp(max - score));
+          max = score;
+          for (let i = 0; i < headDim; i++) acc[i] = roundToF16(fround(acc[i] * ms));
+        } else {
+          vs = fround(Math.exp(fround(score - max)));
+        }
+        for (let i = 0; i < headDim; i++) acc[i] = roundToF16(fround(acc[i] + fround(v[ko + i] * vs)));
+        sum = fround(fround(sum * ms) + vs);
+      }
+      const inv = fround(1 / sum);
+      for (let i = 0; i < headDim; i++) out[qo + i] = fround(acc[i] * inv);
+    }
+  }
 }
