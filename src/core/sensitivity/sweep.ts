@@ -135,14 +135,20 @@ export async function sweepSensitivity(model: ModelInfo, options: SweepOptions =
   // Largest first so the lanes finish together.
   const order = [...jobs].sort((a, b) => b.job.work - a.job.work);
   let next = 0;
+  let failed = false;
   const lane = async (): Promise<void> => {
-    while (next < order.length) {
+    while (next < order.length && !failed) {
       throwIfAborted(options.signal);
       const { job, result } = order[next++];
-      await measureTensor(model, job, result, oracle, files, options.signal, (work) => {
-        progress.workDone += work;
-        options.onProgress?.({ ...progress });
-      });
+      try {
+        await measureTensor(model, job, result, oracle, files, options.signal, (work) => {
+          progress.workDone += work;
+          options.onProgress?.({ ...progress });
+        });
+      } catch (err) {
+        failed = true; // the other lanes stop taking tensors
+        throw err;
+      }
       progress.tensorsDone++;
       options.onProgress?.({ ...progress });
       options.onTensor?.(result);
