@@ -1,12 +1,15 @@
 /**
  * Main-thread entry points for statistics: turn tensors of a model into kernel jobs on a pool.
  * Raw tensors are read by the workers themselves (only the path, offset and length cross);
- * other encodings are read and decoded here (readTensorBytes) and their bytes transferred.
+ * other encodings are read and decoded here (readTensorBytes) and their bytes transferred; quantized
+ * layouts (GPTQ, AWQ, compressed-tensors, bitsandbytes) are dequantized here and sent as F32.
  */
+import type { DType } from '../core/dtypes';
 import { elementCount, type ModelInfo, type TensorInfo } from '../core/model';
 import { nodeFileAccess } from '../core/readers/node-files';
 import type { FileAccess } from '../core/readers/types';
 import { DEFAULT_HISTOGRAM_BINS, type TensorStats } from '../core/stats/stats';
+import { tensorRowsF32 } from '../core/tensor-rows';
 import { readTensorBytes } from '../core/tensordata';
 import type { AbsMaxProfile, ByteInput } from './jobs';
 import type { KernelPool } from './pool';
@@ -21,10 +24,21 @@ export interface StatsOptions {
   files?: FileAccess;
 }
 
-async function inputOf(model: ModelInfo, tensor: TensorInfo, files: FileAccess): Promise<{ input: ByteInput; transfer?: ArrayBuffer[] }> {
-  if (tensor.encoding === 'raw') return { input: { file: tensor.file, offset: tensor.byteOffset, length: tensor.byteLength } };
+/** A job's input and the dtype its bytes hold (quantized layouts are dequantized here to F32). */
+async function inputOf(model: ModelInfo, tensor: TensorInfo, files: FileAccess): Promise<{ input: ByteInput; dtype: DType; transfer?: ArrayBuffer[] }> {
+  if (tensor.encoding === 'raw') return { input: { file: tensor.file, offset: tensor.byteOffset, length: tensor.byteLength }, dtype: tensor.dtype };
+  if (tensor.encoding === 'quantized') {
+    const values = new Float32Array(elementCount(tensor.shape));
+    let at = 0;
+    for await (const chunk of tensorRowsF32(model, tensor, files)) {
+      values.set(chunk.values, at);
+      at += chunk.values.length;
+    }
+    const bytes = new Uint8Array(values.buffer);
+    return { input: { bytes }, dtype: 'F32', transfer: [values.buffer] };
+  }
   const bytes = await readTensorBytes(model, tensor, files);
-  return { input: { bytes }, transfer: [bytes.buffer as ArrayBuffer] };
+  return { input: { bytes }, dtype: tensor.dtype, transfer: [bytes.buffer as ArrayBuffer] };
 }
 
 /**
@@ -53,10 +67,10 @@ export async function computeTensorStats(pool: KernelPool, model: ModelInfo, ten
       const i = order[next++]!;
       const tensor = tensors[i]!;
       try {
-        const { input, transfer } = await inputOf(model, tensor, files);
+        const { input, dtype, transfer } = await inputOf(model, tensor, files);
         results[i] = await pool.run(
           'stats',
-          { name: tensor.name, dtype: tensor.dtype, count: elementCount(tensor.shape), input, bins },
+          { name: tensor.name, dtype, count: elementCount(tensor.shape), input, bins },
           { signal: options.signal, transfer, onProgress: (d, t) => report(i, d, t) },
         );
       } catch (err) {
@@ -75,6 +89,6 @@ export async function computeAbsMaxProfile(pool: KernelPool, model: ModelInfo, t
   const rows = tensor.shape.length === 0 ? 1 : tensor.shape[0]!;
   const count = elementCount(tensor.shape);
   const cols = rows === 0 ? 0 : count / rows;
-  const { input, transfer } = await inputOf(model, tensor, options.files ?? nodeFileAccess);
-  return pool.run('absMaxProfile', { name: tensor.name, dtype: tensor.dtype, rows, cols, input }, { signal: options.signal, transfer, onProgress: options.onProgress });
+  const { input, dtype, transfer } = await inputOf(model, tensor, options.files ?? nodeFileAccess);
+  return pool.run('absMaxProfile', { name: tensor.name, dtype, rows, cols, input }, { signal: options.signal, transfer, onProgress: options.onProgress });
 }

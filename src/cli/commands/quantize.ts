@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { basename, dirname, extname, join } from 'node:path';
 import { isDType, type DType } from '../../core/dtypes';
 import { QuantLensError } from '../../core/errors';
+import { importanceFor, readImportanceMatrix } from '../../core/imatrix';
 import { isGgufTarget, quantizeToGguf } from '../../core/quantize/to-gguf';
 import { flag, hasFlag, parseArgs, toJson, type CliContext } from '../io';
 import { KernelPool } from '../../kernel/pool';
@@ -11,13 +12,13 @@ import { quantizeSafetensorsCommand, wantsSafetensors } from './quantize-safeten
 import { splitLimits } from './split';
 
 /**
- * `quantlens quantize <in> -o <out> --type T [--pure] [--format gguf] [--tensor-type REGEX=TYPE]...
+ * `quantlens quantize <in> -o <out> --type T [--pure] [--imatrix F] [--format gguf] [--tensor-type REGEX=TYPE]...
  *  [--output-tensor-type T] [--token-embedding-type T] [--split-max-tensors N | --split-max-size N[M|G]] [--json]`;
  * a scheme name as --type, --plan, --fake-quant or --format safetensors: see quantize-safetensors.ts.
  */
 export async function quantizeCommand(ctx: CliContext): Promise<void> {
   const p = parseArgs(ctx.args, {
-    values: ['type', 'o', 'output', 'format', 'tensor-type', 'output-tensor-type', 'token-embedding-type', 'split-max-tensors', 'split-max-size', 'plan', 'shard-size'],
+    values: ['type', 'o', 'output', 'format', 'imatrix', 'tensor-type', 'output-tensor-type', 'token-embedding-type', 'split-max-tensors', 'split-max-size', 'plan', 'shard-size'],
     booleans: ['pure', 'json', 'fake-quant'],
     aliases: { '-o': '--output' },
   });
@@ -27,15 +28,18 @@ export async function quantizeCommand(ctx: CliContext): Promise<void> {
   const type = flag(p, 'type');
   if (!type) throw new QuantLensError('USAGE', 'quantize needs --type');
   const format = flag(p, 'format') ?? 'gguf';
-  if (format !== 'gguf') throw new QuantLensError('USAGE', `--format ${format}: only gguf output is available from the CLI in this build`);
+  if (format !== 'gguf') throw new QuantLensError('USAGE', `--format ${format}: quantize writes gguf or safetensors`);
   if (!isGgufTarget(type)) throw new QuantLensError('USAGE', `--type ${type} is not a GGUF type or llama.cpp preset`);
   const output = flag(p, 'output') ?? defaultOutputPath(input, type);
   if (existsSync(output)) throw new QuantLensError('USAGE', `${output} exists; QuantLens never overwrites a file`);
+  const imatrixPath = flag(p, 'imatrix');
+  const imatrix = imatrixPath === undefined ? undefined : await readImportanceMatrix(imatrixPath, { signal: ctx.signal });
   const progress = new TerminalProgress(ctx.stderr);
   const pool = new KernelPool();
   const result = await quantizeToGguf(input, output, {
     encoder: poolTensorEncoder(pool),
     type,
+    importance: imatrix && ((name) => importanceFor(imatrix, name)?.weights),
     pure: hasFlag(p, 'pure'),
     tensorTypes: (p.flags.get('tensor-type') ?? []).map(parseTensorType),
     outputTensorType: dtypeFlag(flag(p, 'output-tensor-type')),
