@@ -1,5 +1,6 @@
 // `npm run bench`: every benchmark, each printing its figures next to a peer measured in the same run.
 import { benchDequant } from './dequant';
+import { benchForward } from './forward';
 import { benchInspect } from './inspect';
 import { benchQuantizeModel } from './quantize-model';
 import { benchQuantize } from './quantize';
@@ -15,6 +16,7 @@ const BENCHES: Record<string, () => Promise<void>> = {
   quantize: benchQuantize,
   sensitivity: benchSensitivity,
   quantizeModel: benchQuantizeModel,
+  forward: benchForward,
 };
 
 async function main(): Promise<void> {

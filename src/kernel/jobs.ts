@@ -13,6 +13,7 @@ import type { Transfer } from '../shared/rpc';
 import type { CompareTensorsJob, CompareTensorsReply } from './compare-job';
 import type { OnnxActivationsJob, OnnxActivationsReply, OnnxRunJob, OnnxRunReply } from './onnx-job';
 import type { QuantErrorJob, QuantErrorReply } from './quant-error';
+import type { MatmulJob } from './matmul-job';
 import type { QuantizeRowsJob } from './quantize-job';
 import type { QuantizeRtnJob } from './rtn-job';
 import type { KernelArena, KernelInstance } from './wasm';
@@ -73,6 +74,8 @@ export type KernelJobs = {
   onnxActivations: { request: OnnxActivationsJob; reply: OnnxActivationsReply };
   /** ONNX model outputs over calibration samples (src/kernel/onnx-job.ts). */
   onnxRun: { request: OnnxRunJob; reply: OnnxRunReply };
+  /** Activations times a range of a weight's rows, for the forward pass (src/kernel/matmul-job.ts). */
+  matmul: { request: MatmulJob; reply: Float32Array };
 };
 
 export type JobKind = keyof KernelJobs;

@@ -6,6 +6,7 @@ import { parentPort } from 'node:worker_threads';
 import { RpcEndpoint, type RequestHandler } from '../shared/rpc';
 import type { JobHandler, JobKind, PoolSide, WorkerSide } from './jobs';
 import { runCompareTensorsJob } from './compare-job';
+import { runMatmulJob } from './matmul-job';
 import { runOnnxActivationsJob, runOnnxRunJob } from './onnx-job';
 import { runQuantErrorJob } from './quant-error';
 import { runQuantizeRowsJob } from './quantize-job';
@@ -23,6 +24,7 @@ const HANDLERS: { [K in JobKind]: JobHandler<K> } = {
   quantizeRtn: runQuantizeRtnJob,
   onnxActivations: runOnnxActivationsJob,
   onnxRun: runOnnxRunJob,
+  matmul: runMatmulJob,
 };
 
 if (!parentPort) throw new Error('worker.ts runs as a worker thread');

@@ -66,11 +66,23 @@ export interface ForwardOptions {
   /** Logits are computed for rows from this one on (default 0); earlier rows only feed attention. */
   logitsFrom?: number;
   observer?: ActivationObserver;
+  /** Runs the exact mode's products (e.g. in the kernel pool); plain TypeScript when absent. */
+  backend?: MatmulBackend;
   signal?: AbortSignal;
 }
 
-/** A linear layer's weight [rows = outputs, cols = inputs], rows in Meta/GGUF order. */
+/** Where a weight's stored rows lie in a file, so a kernel worker can read them itself. */
+export interface WeightSource {
+  file: string;
+  offset: number;
+  length: number;
+  /** When the file stores the rows in another order (Hugging Face q/k): used row r is stored row rowOrder[r]. */
+  rowOrder?: Int32Array;
+}
+
+/** A linear layer's weight [rows = outputs, cols = inputs], rows in Meta/GGUF order, read on first use. */
 export class LinearWeight {
+  private bytes: Uint8Array | null = null;
   private f32Cache: Float32Array | null = null;
   private intCache: IntWeight | null = null;
 
@@ -79,24 +91,36 @@ export class LinearWeight {
     readonly dtype: DType,
     readonly rows: number,
     readonly cols: number,
-    /** The stored bytes (plain or ggml blocks); null when only f32 values exist (quantized layouts). */
-    private readonly bytes: Uint8Array | null,
+    /** Reads the stored bytes (plain or ggml blocks), rows already in Meta order; null when only f32 values exist. */
+    private readonly loadBytes: (() => Promise<Uint8Array>) | null,
     f32?: Float32Array,
+    /** Set when the file holds the rows raw. */
+    readonly source?: WeightSource,
   ) {
     if (f32) this.f32Cache = f32;
   }
 
-  values(): Float32Array {
-    if (!this.f32Cache) this.f32Cache = decodeBytes(this.dtype, this.bytes!, this.rows * this.cols, this.name);
+  private async stored(): Promise<Uint8Array> {
+    this.bytes ??= await this.loadBytes!();
+    return this.bytes;
+  }
+
+  async values(): Promise<Float32Array> {
+    this.f32Cache ??= decodeBytes(this.dtype, await this.stored(), this.rows * this.cols, this.name);
     return this.f32Cache;
   }
 
   /** The integer form of a legacy block type, for the llama.cpp-compatible product. */
-  integers(): IntWeight | null {
-    if (!this.bytes || !isIntWeightType(this.dtype)) return null;
-    if (!this.intCache) this.intCache = unpackIntWeight(this.dtype, this.bytes, this.rows, this.cols);
+  async integers(): Promise<IntWeight | null> {
+    if (!this.loadBytes || !isIntWeightType(this.dtype)) return null;
+    this.intCache ??= unpackIntWeight(this.dtype, await this.stored(), this.rows, this.cols);
     return this.intCache;
   }
+}
+
+/** Computes y = x · wᵀ somewhere else (the kernel pool) in the exact mode. */
+export interface MatmulBackend {
+  linear(x: Float32Array, n: number, w: LinearWeight, signal?: AbortSignal): Promise<Float32Array>;
 }
 
 function decodeBytes(dtype: DType, bytes: Uint8Array, count: number, name: string): Float32Array {
@@ -113,14 +137,14 @@ function decodeBytes(dtype: DType, bytes: Uint8Array, count: number, name: strin
   throw new QuantLensError('UNSUPPORTED', `${dtype} weights cannot be decoded`, { tensor: name });
 }
 
-/** y = x · wᵀ for x [n, w.cols], in the given numeric mode. */
-export function linear(x: Float32Array, n: number, w: LinearWeight, mode: NumericMode): Float32Array {
+/** y = x · wᵀ for x [n, w.cols], in the given numeric mode, in plain TypeScript. */
+export async function linear(x: Float32Array, n: number, w: LinearWeight, mode: NumericMode): Promise<Float32Array> {
   const out = new Float32Array(n * w.rows);
   if (mode === 'exact') {
-    matmulF32(x, n, w.values(), w.rows, w.cols, out);
+    matmulF32(x, n, await w.values(), w.rows, w.cols, out);
     return out;
   }
-  const ints = w.integers();
+  const ints = await w.integers();
   if (ints && w.cols % 32 === 0) {
     intMatmul(x, n, ints, out);
     return out;
@@ -134,7 +158,7 @@ export function linear(x: Float32Array, n: number, w: LinearWeight, mode: Numeri
     xr = new Float32Array(x.length);
     for (let t = 0; t < n; t++) roundRowQ8K(x, t * w.cols, w.cols, xr, t * w.cols);
   }
-  matmulF32(xr, n, w.values(), w.rows, w.cols, out);
+  matmulF32(xr, n, await w.values(), w.rows, w.cols, out);
   return out;
 }
 
@@ -214,6 +238,9 @@ export class LlamaModel {
     const n = tokens.length;
     const from = options.logitsFrom ?? 0;
     const observe = options.observer;
+    const backend = mode === 'exact' ? options.backend : undefined;
+    const lin = (input: Float32Array, rows: number, w: LinearWeight): Promise<Float32Array> =>
+      backend ? backend.linear(input, rows, w, options.signal) : linear(input, rows, w, mode);
     if (!this.rope || this.rope.cos.length < n * (c.ropeDims / 2)) this.rope = ropeTables(Math.max(n, 64), c.ropeDims, c.ropeTheta);
     const x = await this.embed(tokens);
     const h = new Float32Array(n * c.dim);
@@ -224,9 +251,9 @@ export class LlamaModel {
       const names = this.linearNames(l);
       rmsNorm(x, n, c.dim, b.attnNorm, c.normEps, h);
       observe?.({ kind: 'linear-input', layer: l, weights: [names.attn_q, names.attn_k, names.attn_v] }, h, n, c.dim);
-      const q = linear(h, n, b.linear.attn_q, mode);
-      const k = linear(h, n, b.linear.attn_k, mode);
-      const v = linear(h, n, b.linear.attn_v, mode);
+      const q = await lin(h, n, b.linear.attn_q);
+      const k = await lin(h, n, b.linear.attn_k);
+      const v = await lin(h, n, b.linear.attn_v);
       applyRope(q, n, c.heads, c.headDim, c.ropeDims, this.rope);
       applyRope(k, n, c.kvHeads, c.headDim, c.ropeDims, this.rope);
       if (mode === 'llama.cpp') {
@@ -237,16 +264,16 @@ export class LlamaModel {
       if (mode === 'llama.cpp') causalAttentionF16(q, k, v, n, c.heads, c.kvHeads, c.headDim, attn);
       else causalAttention(q, k, v, n, c.heads, c.kvHeads, c.headDim, attn);
       observe?.({ kind: 'linear-input', layer: l, weights: [names.attn_output] }, attn, n, c.heads * c.headDim);
-      const o = linear(attn, n, b.linear.attn_output, mode);
+      const o = await lin(attn, n, b.linear.attn_output);
       observe?.({ kind: 'attn-out', layer: l }, o, n, c.dim);
       addInPlace(x, o);
       rmsNorm(x, n, c.dim, b.ffnNorm, c.normEps, h);
       observe?.({ kind: 'linear-input', layer: l, weights: [names.ffn_gate, names.ffn_up] }, h, n, c.dim);
-      const gate = linear(h, n, b.linear.ffn_gate, mode);
-      const up = linear(h, n, b.linear.ffn_up, mode);
+      const gate = await lin(h, n, b.linear.ffn_gate);
+      const up = await lin(h, n, b.linear.ffn_up);
       swiglu(gate, up, gate);
       observe?.({ kind: 'linear-input', layer: l, weights: [names.ffn_down] }, gate, n, c.ffnDim);
-      const down = linear(gate, n, b.linear.ffn_down, mode);
+      const down = await lin(gate, n, b.linear.ffn_down);
       observe?.({ kind: 'ffn-out', layer: l }, down, n, c.dim);
       addInPlace(x, down);
       observe?.({ kind: 'residual', layer: l }, x, n, c.dim);
@@ -258,20 +285,32 @@ export class LlamaModel {
     const normed = new Float32Array(rows * c.dim);
     rmsNorm(last, rows, c.dim, head.norm, c.normEps, normed);
     observe?.({ kind: 'linear-input', layer: null, weights: [head.output.name] }, normed, rows, c.dim);
-    return linear(normed, rows, head.output, mode);
+    return lin(normed, rows, head.output);
   }
 
   private async embed(tokens: Int32Array): Promise<Float32Array> {
     const c = this.config;
-    if (!this.embedCache) this.embedCache = await this.loadLinear('token_embd.weight', c.vocabSize, c.dim);
-    const table = this.embedCache.values();
     const x = new Float32Array(tokens.length * c.dim);
-    for (let t = 0; t < tokens.length; t++) {
-      const id = tokens[t];
-      if (!(id >= 0 && id < c.vocabSize)) throw new QuantLensError('USAGE', `token id ${id} is outside the vocabulary of ${c.vocabSize}`);
-      x.set(table.subarray(id * c.dim, (id + 1) * c.dim), t * c.dim);
+    for (const id of tokens) if (!(id >= 0 && id < c.vocabSize)) throw new QuantLensError('USAGE', `token id ${id} is outside the vocabulary of ${c.vocabSize}`);
+    const t = this.tensor('token_embd.weight');
+    if (!this.cacheWeights && t.encoding === 'raw' && (isPlainDType(t.dtype) || isDequantizable(t.dtype))) {
+      // Streaming: read only the rows of the tokens at hand.
+      const { blockSize, bytesPerBlock } = DTYPES[t.dtype];
+      const rowBytes = (c.dim / blockSize) * bytesPerBlock;
+      const src = await this.files.open(t.file);
+      try {
+        for (let i = 0; i < tokens.length; i++) {
+          const row = await readExact(src, t.byteOffset + tokens[i] * rowBytes, rowBytes, t.name);
+          x.set(decodeBytes(t.dtype, row, c.dim, t.name), i * c.dim);
+        }
+      } finally {
+        await src.close();
+      }
+      return x;
     }
-    if (!this.cacheWeights && this.tensors.has('output.weight')) this.embedCache = null;
+    this.embedCache ??= await this.loadLinear('token_embd.weight', c.vocabSize, c.dim);
+    const table = await this.embedCache.values();
+    for (let i = 0; i < tokens.length; i++) x.set(table.subarray(tokens[i] * c.dim, (tokens[i] + 1) * c.dim), i * c.dim);
     return x;
   }
 
@@ -347,10 +386,13 @@ export class LlamaModel {
     const toMeta = this.scheme === 'hf' && heads > 0 ? invertRowMap(hfRowToMetaRow(rows, heads)) : null;
     const plain = t.encoding !== 'quantized' && (isPlainDType(t.dtype) || isDequantizable(t.dtype));
     if (plain) {
-      let bytes = await readTensorBytes(this.info, t, this.files);
       const traits = DTYPES[t.dtype];
-      if (toMeta) bytes = permuteRows(bytes, rows, (cols / traits.blockSize) * traits.bytesPerBlock, toMeta);
-      return new LinearWeight(name, t.dtype, rows, cols, bytes);
+      const load = async (): Promise<Uint8Array> => {
+        const bytes = await readTensorBytes(this.info, t, this.files);
+        return toMeta ? permuteRows(bytes, rows, (cols / traits.blockSize) * traits.bytesPerBlock, toMeta) : bytes;
+      };
+      const source = t.encoding === 'raw' ? { file: t.file, offset: t.byteOffset, length: t.byteLength, rowOrder: toMeta ?? undefined } : undefined;
+      return new LinearWeight(name, t.dtype, rows, cols, load, undefined, source);
     }
     let values = await this.readF32(t);
     if (toMeta) values = permuteRows(values, rows, cols, toMeta);

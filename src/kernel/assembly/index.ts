@@ -11,3 +11,4 @@ export * from './stats';
 export * from './histogram';
 export * from './rtn';
 export * from './quant_ggml';
+export * from './matmul';
