@@ -65,21 +65,22 @@ const SCHEMES: readonly NameScheme[] = ['gguf', 'hf', 'meta'];
 const PARAM_SUFFIX =
   '(weight|bias|weight_packed|weight_scale|weight_zero_point|weight_shape|weight_g_idx|qweight|qzeros|scales|g_idx|weight\\.absmax|weight\\.quant_map|weight\\.nested_absmax|weight\\.nested_quant_map|weight\\.quant_state\\.[A-Za-z0-9_]+|in_sum2|counts)';
 
-interface CompiledTemplate {
+const SUFFIX = new RegExp(`\\.${PARAM_SUFFIX}$`);
+
+interface TemplateHit {
   template: NameTemplate;
   scheme: NameScheme;
-  regex: RegExp;
 }
 
-function compile(t: NameTemplate, scheme: NameScheme): CompiledTemplate {
-  const body = t[scheme].replace(/\./g, '\\.').replace('{N}', '(\\d+)');
-  // The recognised part must start the name or follow a '.', so `ffn_norm` never matches `norm`.
-  return { template: t, scheme, regex: new RegExp(`^(.*?\\.)?${body}\\.${PARAM_SUFFIX}$`) };
+/**
+ * Every template under every scheme, keyed by its text with `{N}` for the block index. HF before
+ * meta: `model.norm.weight` is HF's final norm, not a Meta `norm` under a `model.` prefix (both
+ * name the same tensor, but the scheme decides the q/k permutation of the model's other tensors).
+ */
+const BY_PATTERN = new Map<string, TemplateHit>();
+for (const scheme of ['hf', 'gguf', 'meta'] as const) {
+  for (const template of TEMPLATES) if (!BY_PATTERN.has(template[scheme])) BY_PATTERN.set(template[scheme], { template, scheme });
 }
-
-// HF before meta: `model.norm.weight` is HF's final norm, not a Meta `norm` under a `model.` prefix
-// (both name the same tensor, but the scheme decides the q/k permutation of the model's other tensors).
-const COMPILED: readonly CompiledTemplate[] = TEMPLATES.flatMap((t) => (['hf', 'gguf', 'meta'] as const).map((s) => compile(t, s)));
 
 const GENERIC_LAYER = /(?:^|\.)(?:layers|layer|blk|h|blocks|block|encoder\.layer|decoder\.layers|transformer\.h)\.(\d+)\./;
 
@@ -111,15 +112,28 @@ export function describeTensor(name: string): TensorName {
   return hit;
 }
 
+/**
+ * Looks the module path up in the template table: with each all-digit segment in turn read as the
+ * block index, and with ever more leading segments taken as a prefix; the longest match wins. The
+ * recognised part always starts at a segment, so `ffn_norm` never matches `norm`.
+ */
 function describeUncached(name: string): TensorName {
-  for (const c of COMPILED) {
-    const m = c.regex.exec(name);
-    if (!m) continue;
-    const hasLayer = c.template[c.scheme].includes('{N}');
-    const layer = hasLayer ? Number(m[2]) : null;
-    const suffix = m[hasLayer ? 3 : 2];
-    const base = hasLayer ? c.template.gguf.replace('{N}', String(layer)) : c.template.gguf;
-    return { layer, role: c.template.role, canonical: `${base}.${suffix}`, scheme: c.scheme, prefix: m[1] ?? '' };
+  const sm = SUFFIX.exec(name);
+  if (sm) {
+    const segments = name.slice(0, sm.index).split('.');
+    const suffix = sm[1];
+    for (let start = 0; start < segments.length; start++) {
+      const plain = BY_PATTERN.get(segments.slice(start).join('.'));
+      if (plain) return hit(plain, null, suffix, segments, start);
+      for (let i = start; i < segments.length; i++) {
+        if (!isDigits(segments[i])) continue;
+        const saved = segments[i];
+        segments[i] = '{N}';
+        const keyed = BY_PATTERN.get(segments.slice(start).join('.'));
+        segments[i] = saved;
+        if (keyed) return hit(keyed, Number(saved), suffix, segments, start);
+      }
+    }
   }
   const lm = GENERIC_LAYER.exec(name);
   const layer = lm ? Number(lm[1]) : null;
@@ -131,6 +145,21 @@ function describeUncached(name: string): TensorName {
     }
   }
   return { layer, role, canonical: null, scheme: null, prefix: '' };
+}
+
+function isDigits(s: string): boolean {
+  if (s.length === 0) return false;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 48 || c > 57) return false;
+  }
+  return true;
+}
+
+function hit(h: TemplateHit, layer: number | null, suffix: string, segments: string[], start: number): TensorName {
+  const base = layer === null ? h.template.gguf : h.template.gguf.replace('{N}', String(layer));
+  const prefix = start > 0 ? `${segments.slice(0, start).join('.')}.` : '';
+  return { layer, role: h.template.role, canonical: `${base}.${suffix}`, scheme: h.scheme, prefix };
 }
 
 /** The name `name` would have under `scheme` (prefix dropped), or null when the map does not know it. */
