@@ -1,8 +1,10 @@
 import { existsSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import { basename, dirname, extname, join } from 'node:path';
 import { isDType, type DType } from '../../core/dtypes';
 import { QuantLensError } from '../../core/errors';
 import { importanceFor, readImportanceMatrix } from '../../core/imatrix';
+import { convertForQuantize } from '../../core/model/convert';
 import { isGgufTarget, quantizeToGguf } from '../../core/quantize/to-gguf';
 import { flag, hasFlag, parseArgs, toJson, type CliContext } from '../io';
 import { KernelPool } from '../../kernel/pool';
@@ -36,7 +38,9 @@ export async function quantizeCommand(ctx: CliContext): Promise<void> {
   const imatrix = imatrixPath === undefined ? undefined : await readImportanceMatrix(imatrixPath, { signal: ctx.signal });
   const progress = new TerminalProgress(ctx.stderr);
   const pool = new KernelPool();
-  const result = await quantizeToGguf(input, output, {
+  // A Hugging Face Llama folder is first converted as llama.cpp's converter does (names, q/k order, llama.* keys, tokenizer).
+  const converted = await convertForQuantize(input, output, ctx.signal);
+  const result = await quantizeToGguf(converted ?? input, output, {
     encoder: poolTensorEncoder(pool),
     type,
     importance: imatrix && ((name) => importanceFor(imatrix, name)?.weights),
@@ -47,7 +51,10 @@ export async function quantizeCommand(ctx: CliContext): Promise<void> {
     split: splitLimits(flag(p, 'split-max-tensors'), flag(p, 'split-max-size')),
     signal: ctx.signal,
     onProgress: (pr) => progress.update(pr.bytesTotal ? pr.bytesDone / pr.bytesTotal : 1, pr.tensor),
-  }).finally(() => pool.dispose());
+  }).finally(async () => {
+    pool.dispose();
+    if (converted) await rm(converted, { force: true });
+  });
   progress.done();
   if (hasFlag(p, 'json')) {
     ctx.stdout.write(`${toJson(result)}\n`);
