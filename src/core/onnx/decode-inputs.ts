@@ -78,7 +78,7 @@ export function decodeImage(bytes: Uint8Array, file: string): RgbImage {
     if (isPng) {
       const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
       checkPixels(view.getUint32(16), view.getUint32(20), file); // IHDR, before pngjs allocates
-      const png = PNG.sync.read(bytes);
+      const png = PNG.sync.read(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)); // pngjs reads through Buffer methods
       ({ width, height } = png);
       rgba = png.data;
     } else if (isJpeg) {

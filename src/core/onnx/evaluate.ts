@@ -1,7 +1,8 @@
 /**
  * How far a quantized model's outputs are from the float model's on the calibration samples:
  * per graph output, SQNR, relative MSE, max abs error, cosine (compare.ts ErrorAccumulator over all
- * samples), and for classifier-like outputs (last dim ≥ 2) the share of rows whose argmax agrees.
+ * samples), and for classifier-like outputs ([classes] or [batch, classes], classes ≥ 2) the share of
+ * rows whose argmax agrees.
  */
 import { FileByteSource, readInto } from '../bytesource';
 import { ErrorAccumulator, type TensorError } from '../compare';
@@ -12,7 +13,7 @@ import type { CalibrationSet } from './samples';
 
 export interface OutputComparison extends TensorError {
   name: string;
-  /** share of rows (last axis) with the same argmax; null when the last dim is < 2 */
+  /** share of rows with the same argmax; null unless the output is [classes] or [batch, classes] */
   top1Agreement: number | null;
   rows: number;
 }
@@ -57,7 +58,7 @@ export function compareOutputs(base: readonly OnnxFeed[][], candidate: readonly 
       const y = asF32(b);
       acc.add(x, y);
       const last = a.dims[a.dims.length - 1] ?? 1;
-      if (last < 2 || x.length === 0) {
+      if (last < 2 || a.dims.length > 2 || x.length === 0) {
         classifier = false;
         continue;
       }

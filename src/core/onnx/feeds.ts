@@ -114,6 +114,19 @@ export function checkedCount(dims: readonly number[], what: string): number {
   return n;
 }
 
+/**
+ * `dims` plus batch defaults: a symbol that is the leading dim of some input is the batch, 1, wherever
+ * it appears (Silero VAD's state is [2, batch, 128]).
+ */
+export function withBatchDefaults(signature: readonly InputSpec[], dims: ReadonlyMap<string, number>): Map<string, number> {
+  const out = new Map(dims);
+  for (const spec of signature) {
+    const lead = spec.dims[0];
+    if (typeof lead === 'string' && !out.has(lead)) out.set(lead, 1);
+  }
+  return out;
+}
+
 /** Parses `--dim NAME=N` values. */
 export function parseDimFlags(values: readonly string[]): Map<string, number> {
   const dims = new Map<string, number>();

@@ -1,7 +1,8 @@
 /**
  * Quantized ONNX models that ONNX Runtime runs:
  * - `int8-qdq`: every Conv/MatMul/Gemm weight (initializer or Constant node) stored as INT8 with one
- *   scale per output channel (symmetric, zero-point 0: rtn.ts `int8-ch-sym`) behind a
+ *   scale per output channel (symmetric, zero-point 0: rtn.ts `int8-ch-sym`; or `int8-ch-asym` with
+ *   a zero-point per channel) behind a
  *   DequantizeLinear (axis = the output-channel axis); with `activations`, each such node's
  *   activation input also passes QuantizeLinear → DequantizeLinear (UINT8, asymmetric, per tensor)
  *   with a range from calibration: min/max, a percentile, or the range of least expected squared
@@ -49,7 +50,7 @@ export interface OnnxQuantizeOptions {
   keepFloat?: ReadonlySet<string>;
   /** int4-matmulnbits: values per block along K (a power of two ≥ 16; default 32) */
   blockSize?: number;
-  /** int4-matmulnbits: asymmetric blocks with zero-points (default symmetric) */
+  /** asymmetric weights with zero-points: per channel (int8-qdq) or per block (int4-matmulnbits); default symmetric, as ONNX Runtime's quantizer */
   asymmetric?: boolean;
   signal?: AbortSignal;
 }
@@ -193,9 +194,9 @@ interface Rewrite {
   replace: Map<number, OnnxNode[]>;
 }
 
-function int8QdqWeight(weight: WeightRef, values: Float32Array, rw: Rewrite): void {
+function int8QdqWeight(weight: WeightRef, values: Float32Array, scheme: string, rw: Rewrite): void {
   const { rows, cols, data } = weightRows(weight, values);
-  const t = quantizeRtn(data, rows, cols, parseScheme('int8-ch-sym'));
+  const t = quantizeRtn(data, rows, cols, parseScheme(scheme));
   const base = weight.name;
   const qName = `${base}_quantized`;
   const sName = `${base}_scale`;
@@ -203,7 +204,7 @@ function int8QdqWeight(weight: WeightRef, values: Float32Array, rw: Rewrite): vo
   rw.initializers.push(
     onnxTensor(qName, OnnxDataType.INT8, weight.dims, rawOf(levelsInWeightLayout(weight, t.q as Int8Array))),
     onnxTensor(sName, OnnxDataType.FLOAT, [rows], rawOf(t.scales)),
-    onnxTensor(zName, OnnxDataType.INT8, [rows], new Uint8Array(rows)),
+    onnxTensor(zName, OnnxDataType.INT8, [rows], t.zeroPoints ? rawOf(t.zeroPoints) : new Uint8Array(rows)),
   );
   rw.prologue.push(
     onnxNode('DequantizeLinear', [qName, sName, zName], [base], { name: `${base}_DequantizeLinear`, attributes: [onnxAttribute.int('axis', weight.channelAxis)] }),
@@ -284,8 +285,9 @@ export async function quantizeOnnx(input: string, output: string, options: OnnxQ
       throwIfAborted(options.signal);
       const values = await readWeightF32(info, nodeFileAccess, w);
       if (options.type === 'int8-qdq') {
-        int8QdqWeight(w, values, rw);
-        quantized.push({ name: w.name, node: w.node, opType: w.opType, format: 'int8-ch-sym' });
+        const scheme = options.asymmetric ? 'int8-ch-asym' : 'int8-ch-sym';
+        int8QdqWeight(w, values, scheme, rw);
+        quantized.push({ name: w.name, node: w.node, opType: w.opType, format: scheme });
       } else {
         matMulNBits(w, model.graph.nodes[w.nodeIndex]!, values, blockSize, options.asymmetric ?? false, rw);
         quantized.push({ name: w.name, node: w.node, opType: w.opType, format: `int4-g${blockSize}-${options.asymmetric ? 'asym' : 'sym'}` });

@@ -4,7 +4,7 @@
  * - .npz: values for inputs named by its entries (same rule), one sample per file;
  * - images (.png/.jpg/.jpeg): decoded, resized to the primary input's H × W, scaled, normalised
  *   ((v · scale − mean) / std per channel), in RGB or BGR order, NCHW or NHWC;
- * - .wav: mono audio at the model's rate, cut into windows of the primary input's length;
+ * - .wav: mono audio at the model's rate, cut into windows of the primary input's length (every `audioHop` samples);
  * - synthetic: seeded standard-normal values, a weaker proxy than real data (say so to the user).
  * Every other input gets zeros (recurrent state) or a value from `values` (e.g. `sr=16000`; an
  * int64 scalar input named sr/sample_rate defaults to the audio's rate).
@@ -16,7 +16,7 @@ import { QuantLensError, throwIfAborted } from '../errors';
 import { MAX_CALIBRATION_FILE_BYTES, MAX_CALIBRATION_SAMPLES } from '../limits';
 import { readEntryBytes, readZipDirectory } from '../zip';
 import { decodeImage, parseNpy, parseWav, resizeBilinear, type Audio, type NpyArray } from './decode-inputs';
-import { checkedCount, resolveDims, zeroData, type FeedData, type InputSpec, type OnnxFeed, type Sample } from './feeds';
+import { checkedCount, resolveDims, withBatchDefaults, zeroData, type FeedData, type InputSpec, type OnnxFeed, type Sample } from './feeds';
 
 export interface ImageOptions {
   /** multiplies the 0…255 pixel values first (default 1/255) */
@@ -42,6 +42,8 @@ export interface SampleOptions {
   /** audio: the model's sample rate (default 16000; other rates are resampled linearly) and window length when the input's is symbolic (default 512) */
   sampleRate?: number;
   audioWindow?: number;
+  /** audio: samples between window starts (default: the window; Silero VAD v5 takes 576-sample windows, 64 of context, every 512) */
+  audioHop?: number;
   /** at most this many samples (default and cap: MAX_CALIBRATION_SAMPLES) */
   maxSamples?: number;
   signal?: AbortSignal;
@@ -197,8 +199,10 @@ function audioFeeds(samples: Float32Array, spec: InputSpec, options: SampleOptio
   if (symbolic && !dimsMap.has(given ?? `${spec.name}:${axis}`)) dimsMap.set(given ?? `${spec.name}:${axis}`, options.audioWindow ?? 512);
   const dims = resolveDims(spec, dimsMap);
   const window = dims[axis]!;
+  const hop = options.audioHop ?? window;
+  if (!(window > 0) || !(hop > 0)) throw new QuantLensError('USAGE', `audio windows of ${window} samples every ${hop}`);
   const out: OnnxFeed[] = [];
-  for (let at = 0; at + window <= samples.length; at += window) {
+  for (let at = 0; at + window <= samples.length; at += hop) {
     out.push({ name: spec.name, type: 'float32', dims, data: samples.slice(at, at + window) });
   }
   return out;
@@ -226,7 +230,8 @@ function normalValues(n: number, seed: number): Float32Array {
 }
 
 /** `count` synthetic samples: every float input standard-normal, other inputs filled as usual. A weaker proxy than real data. */
-export function syntheticSamples(signature: readonly InputSpec[], count: number, options: SampleOptions = {}, seed = 1): CalibrationSet {
+export function syntheticSamples(signature: readonly InputSpec[], count: number, given: SampleOptions = {}, seed = 1): CalibrationSet {
+  const options = { ...given, dims: withBatchDefaults(signature, given.dims ?? new Map()) };
   const primary = primaryOf(signature, options);
   const samples: Sample[] = [];
   const filled = new Set<string>();
@@ -246,7 +251,8 @@ export function syntheticSamples(signature: readonly InputSpec[], count: number,
 }
 
 /** Samples from files and folders (see the file comment). */
-export async function loadCalibrationSet(signature: readonly InputSpec[], paths: readonly string[], options: SampleOptions = {}): Promise<CalibrationSet> {
+export async function loadCalibrationSet(signature: readonly InputSpec[], paths: readonly string[], given: SampleOptions = {}): Promise<CalibrationSet> {
+  const options = { ...given, dims: withBatchDefaults(signature, given.dims ?? new Map()) };
   const files = await calibrationFiles(paths);
   const primary = primaryOf(signature, options);
   const maxSamples = Math.min(options.maxSamples ?? MAX_CALIBRATION_SAMPLES, MAX_CALIBRATION_SAMPLES);
