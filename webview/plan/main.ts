@@ -216,6 +216,7 @@ function drawChart(state: PlanPanelState): void {
       animation: false,
       responsive: true,
       maintainAspectRatio: false,
+      layout: { padding: { right: 36, top: 8 } },
       plugins: {
         legend: { labels: { color: text, boxWidth: 10 } },
         tooltip: {

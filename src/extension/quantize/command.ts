@@ -176,7 +176,10 @@ export class QuantizeCommand {
         void vscode.window.showInformationMessage(`QuantLens: quantization of ${basename(input.fsPath)} cancelled; nothing was written.`);
       } else {
         this.log.error(`quantize ${input.fsPath} → ${output}: [${e.code}] ${e.message}`);
-        void vscode.window.showErrorMessage(`QuantLens: cannot quantize ${basename(input.fsPath)}: ${e.message}`);
+        // full paths push the reason out of the toast: name the folder by its base name (the log has it all)
+        const folder = dirname(output);
+        const message = e.message.split(`${folder}/`).join('').split(folder).join(`“${basename(folder)}”`);
+        void vscode.window.showErrorMessage(`QuantLens: cannot quantize ${basename(input.fsPath)}: ${message}`);
       }
       return undefined;
     }
