@@ -95,7 +95,7 @@ export class QuantizeCommand {
       return undefined;
     }
     const analysis = this.sensitivity.analysisOf(input);
-    const choice = preset ?? (await this.pick(input, analysis.plan));
+    const choice = preset ?? (await this.pick(input, analysis.plan, analysis.imatrixPath));
     if (!choice) return undefined;
     const output = await vscode.window.showInputBox({
       title: `Quantize ${basename(input.fsPath)}: output ${choice.kind === 'safetensors' || (choice.kind === 'plan' && choice.plan.target === 'safetensors') ? 'folder' : 'file'}`,
@@ -113,7 +113,7 @@ export class QuantizeCommand {
     return this.quantize(input, output, choice, analysis.imatrixPath);
   }
 
-  private async pick(input: vscode.Uri, plan: Plan | undefined): Promise<QuantizeChoice | undefined> {
+  private async pick(input: vscode.Uri, plan: Plan | undefined, imatrixPath: string | undefined): Promise<QuantizeChoice | undefined> {
     type Item = vscode.QuickPickItem & { choice?: QuantizeChoice };
     const items: Item[] = [];
     if (plan) {
@@ -132,7 +132,7 @@ export class QuantizeCommand {
     items.push({ label: 'safetensors', kind: vscode.QuickPickItemKind.Separator });
     for (const s of SAFETENSORS_SCHEMES) items.push({ label: s.scheme, description: 'safetensors', detail: s.detail, choice: { kind: 'safetensors', scheme: s.scheme } });
     const picked = await vscode.window.showQuickPick(items, {
-      title: `Quantize ${basename(input.fsPath)}`,
+      title: `Quantize ${basename(input.fsPath)}${imatrixPath ? ` (GGUF types weighted by ${basename(imatrixPath)})` : ''}`,
       placeHolder: 'Format, llama.cpp preset or the current plan',
       matchOnDetail: true,
     });
