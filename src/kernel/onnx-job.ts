@@ -79,7 +79,7 @@ async function sessionFor(model: OnnxModelRef): Promise<Ort.InferenceSession> {
     return session;
   }
   const ort = await loadOrt();
-  session = ort.InferenceSession.create(model.bytes, { executionProviders: ['wasm'], graphOptimizationLevel: 'all' }).catch((err: unknown) => {
+  session = ort.InferenceSession.create(model.bytes, { executionProviders: ['wasm'], graphOptimizationLevel: 'all', logSeverityLevel: 3 }).catch((err: unknown) => {
     sessions.delete(model.key);
     throw new QuantLensError('RUNTIME', `ONNX Runtime cannot load the model: ${errorText(err)}`, { cause: err });
   });
