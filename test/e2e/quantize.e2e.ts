@@ -182,10 +182,10 @@ describe('Quantize and Compare in VS Code', { skip }, () => {
     await failureContext('readonly', async () => {
       await clearNotifications();
       await quantizeFromExplorer('locked.gguf', 'Q8_0', 'readonly');
-      const error = toast('cannot quantize locked.gguf');
+      const error = toast('locked.gguf was not quantized');
       await error.waitFor({ timeout: 30_000 });
       const text = (await error.textContent()) ?? '';
-      assert.match(text, /not writable/, text);
+      assert.match(text, /^QuantLens: the folder “readonly” is not writable/, text);
       await shot('light-readonly-error');
       assert.deepEqual(readdirSync(readOnly), ['locked.gguf']);
     });

@@ -179,7 +179,10 @@ export class QuantizeCommand {
         // full paths push the reason out of the toast: name the folder by its base name (the log has it all)
         const folder = dirname(output);
         const message = e.message.split(`${folder}/`).join('').split(folder).join(`“${basename(folder)}”`);
-        void vscode.window.showErrorMessage(`QuantLens: cannot quantize ${basename(input.fsPath)}: ${message}`);
+        // the reason first: a collapsed toast shows one line
+        const write = /^cannot write ([^:]+): (.+)$/s.exec(message);
+        const text = write ? `${write[2]}: ${basename(input.fsPath)} was not quantized (cannot write ${write[1]})` : `${basename(input.fsPath)} was not quantized: ${message}`;
+        void vscode.window.showErrorMessage(`QuantLens: ${text}`);
       }
       return undefined;
     }
