@@ -12,16 +12,23 @@ import type { FileAccess } from './readers/types';
 import { summarizeModel } from './summary';
 import { matrixShape, tensorRowsF32 } from './tensor-rows';
 
+/**
+ * Figures over the positions where both values are finite. A position where one side is NaN or ±Inf
+ * and the other is not the same value is a non-finite mismatch: its error is infinite, so mse, relMse
+ * and maxAbsErr are +Infinity and sqnrDb −Infinity (JSON null; `nonFiniteMismatch` tells them apart).
+ */
 export interface TensorError {
   count: number;
   /** Mean squared error. */
   mse: number;
   /** ‖a − b‖² / ‖a‖². */
   relMse: number | null;
-  /** 10·log10(‖a‖² / ‖a − b‖²); null when the two are equal. */
+  /** 10·log10(‖a‖² / ‖a − b‖²); null only when the two are equal (−Infinity when a is all zeros and b is not). */
   sqnrDb: number | null;
   maxAbsErr: number;
   cosine: number | null;
+  /** Positions where one side is NaN or ±Inf and the other is not that same value. */
+  nonFiniteMismatch: number;
 }
 
 export interface TensorComparison extends TensorError {
@@ -62,6 +69,7 @@ export class ErrorAccumulator {
   private sumAB = 0;
   private sumE2 = 0;
   private maxAbs = 0;
+  private mismatch = 0;
 
   add(a: Float32Array, b: Float32Array): void {
     let sa = 0, sb = 0, sab = 0, se = 0, mx = this.maxAbs;
@@ -76,6 +84,11 @@ export class ErrorAccumulator {
       const ad = Math.abs(d);
       if (ad > mx) mx = ad;
     }
+    // Squares of f32 values cannot overflow f64: a non-finite sum means a NaN or ±Inf in the chunk.
+    if (!Number.isFinite(sa + sb)) {
+      this.addWithNonFinite(a, b);
+      return;
+    }
     this.n += a.length;
     this.sumA2 += sa;
     this.sumB2 += sb;
@@ -84,15 +97,40 @@ export class ErrorAccumulator {
     this.maxAbs = mx;
   }
 
+  /** The slow path: finite pairs accumulate, equal non-finite pairs agree, the rest are counted as mismatches. */
+  private addWithNonFinite(a: Float32Array, b: Float32Array): void {
+    for (let i = 0; i < a.length; i++) {
+      const x = a[i];
+      const y = b[i];
+      if (Number.isFinite(x) && Number.isFinite(y)) {
+        const d = x - y;
+        this.sumA2 += x * x;
+        this.sumB2 += y * y;
+        this.sumAB += x * y;
+        this.sumE2 += d * d;
+        const ad = Math.abs(d);
+        if (ad > this.maxAbs) this.maxAbs = ad;
+      } else if (!(Object.is(x, y) || (Number.isNaN(x) && Number.isNaN(y)))) {
+        this.mismatch++;
+      }
+    }
+    this.n += a.length;
+  }
+
   result(): TensorError {
-    const { n, sumA2, sumB2, sumAB, sumE2 } = this;
+    const { n, sumA2, sumB2, sumAB, sumE2, mismatch } = this;
+    const cosine = sumA2 > 0 && sumB2 > 0 ? sumAB / Math.sqrt(sumA2 * sumB2) : null;
+    if (mismatch > 0) {
+      return { count: n, mse: Infinity, relMse: Infinity, sqnrDb: -Infinity, maxAbsErr: Infinity, cosine, nonFiniteMismatch: mismatch };
+    }
     return {
       count: n,
       mse: n ? sumE2 / n : 0,
       relMse: sumA2 > 0 ? sumE2 / sumA2 : null,
-      sqnrDb: sumE2 > 0 && sumA2 > 0 ? 10 * Math.log10(sumA2 / sumE2) : null,
+      sqnrDb: sumE2 > 0 ? (sumA2 > 0 ? 10 * Math.log10(sumA2 / sumE2) : -Infinity) : null,
       maxAbsErr: this.maxAbs,
-      cosine: sumA2 > 0 && sumB2 > 0 ? sumAB / Math.sqrt(sumA2 * sumB2) : null,
+      cosine,
+      nonFiniteMismatch: 0,
     };
   }
 }

@@ -14,7 +14,7 @@ const stories = resolve(__dirname, '../../../shared/models/stories260K');
 test('error figures: exact, scaled and orthogonal signals', () => {
   const exact = new ErrorAccumulator();
   exact.add(Float32Array.of(1, -2, 3), Float32Array.of(1, -2, 3));
-  assert.deepEqual(exact.result(), { count: 3, mse: 0, relMse: 0, sqnrDb: null, maxAbsErr: 0, cosine: 1 });
+  assert.deepEqual(exact.result(), { count: 3, mse: 0, relMse: 0, sqnrDb: null, maxAbsErr: 0, cosine: 1, nonFiniteMismatch: 0 });
   const half = new ErrorAccumulator();
   half.add(Float32Array.of(2, 4), Float32Array.of(1, 2));
   const r = half.result();
@@ -25,6 +25,31 @@ test('error figures: exact, scaled and orthogonal signals', () => {
   const ortho = new ErrorAccumulator();
   ortho.add(Float32Array.of(1, 0), Float32Array.of(0, 1));
   assert.equal(ortho.result().cosine, 0);
+});
+
+test('error figures: an all-zero reference against non-zero values is not "equal"', () => {
+  const acc = new ErrorAccumulator();
+  acc.add(Float32Array.of(0, 0), Float32Array.of(0.5, 0));
+  const r = acc.result();
+  assert.equal(r.sqnrDb, -Infinity);
+  assert.equal(r.mse, 0.125);
+  assert.equal(r.relMse, null);
+});
+
+test('error figures: NaN/Inf positions that agree are skipped, those that differ make the error infinite', () => {
+  const same = new ErrorAccumulator();
+  same.add(Float32Array.of(1, NaN, Infinity, 2), Float32Array.of(1, NaN, Infinity, 2));
+  assert.deepEqual(same.result(), { count: 4, mse: 0, relMse: 0, sqnrDb: null, maxAbsErr: 0, cosine: 1, nonFiniteMismatch: 0 });
+
+  const broken = new ErrorAccumulator();
+  broken.add(Float32Array.of(1, 2, 3, 4), Float32Array.of(1, NaN, 3, 4));
+  broken.add(Float32Array.of(-Infinity, 5), Float32Array.of(Infinity, 5));
+  const r = broken.result();
+  assert.equal(r.count, 6);
+  assert.equal(r.nonFiniteMismatch, 2);
+  assert.equal(r.sqnrDb, -Infinity, 'a NaN where the reference has a number is not "exact"');
+  assert.equal(r.maxAbsErr, Infinity);
+  assert.equal(r.cosine, 1, 'cosine over the finite pairs');
 });
 
 test('HF safetensors, GGUF and llama2.c .pt of stories260K hold the same numbers (q/k rows matched through the rotary permutation)', { skip: !existsSync(stories) && 'no ../shared/models' }, async () => {

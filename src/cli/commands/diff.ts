@@ -31,6 +31,7 @@ export async function diffCommand(ctx: CliContext): Promise<void> {
     sqnrDb: t.sqnrDb,
     maxAbsErr: t.maxAbsErr,
     cosine: t.cosine,
+    nonFiniteMismatch: t.nonFiniteMismatch,
   }));
   if (hasFlag(p, 'json')) {
     ctx.stdout.write(`${toJson({ a: pathA, b: pathB, summary: { ...summary, onlyInA: summary.onlyInA.length, onlyInB: summary.onlyInB.length }, tensors: rows })}\n`);
@@ -43,9 +44,12 @@ export async function diffCommand(ctx: CliContext): Promise<void> {
     '',
     `${'name'.padEnd(44)} ${'A'.padEnd(6)} ${'B'.padEnd(6)} ${'SQNR dB'.padStart(8)} ${'rel MSE'.padStart(10)} ${'max abs'.padStart(10)} ${'cosine'.padStart(9)}`,
   ];
+  const figure = (x: number | null, text: (v: number) => string) => (x === null ? '-' : Number.isFinite(x) ? text(x) : x > 0 ? 'inf' : '-inf');
   for (const r of rows) {
     out.push(
-      `${r.name.padEnd(44)} ${r.dtypeA.padEnd(6)} ${r.dtypeB.padEnd(6)} ${(r.sqnrDb === null ? 'exact' : r.sqnrDb.toFixed(2)).padStart(8)} ${(r.relMse ?? 0).toExponential(2).padStart(10)} ${r.maxAbsErr.toExponential(2).padStart(10)} ${(r.cosine ?? 0).toFixed(6).padStart(9)}`,
+      `${r.name.padEnd(44)} ${r.dtypeA.padEnd(6)} ${r.dtypeB.padEnd(6)} ${(r.sqnrDb === null ? 'exact' : figure(r.sqnrDb, (v) => v.toFixed(2))).padStart(8)} ` +
+        `${figure(r.relMse, (v) => v.toExponential(2)).padStart(10)} ${figure(r.maxAbsErr, (v) => v.toExponential(2)).padStart(10)} ${figure(r.cosine, (v) => v.toFixed(6)).padStart(9)}` +
+        `${r.nonFiniteMismatch ? `  ${r.nonFiniteMismatch} NaN/Inf mismatch${r.nonFiniteMismatch === 1 ? '' : 'es'}` : ''}`,
     );
   }
   ctx.stdout.write(`${out.join('\n')}\n`);
