@@ -26,8 +26,6 @@ export interface OnnxActivationsJob {
   model: OnnxModelRef;
   samples: Sample[];
   outputs: string[];
-  /** index in the whole calibration set of samples[0] (orders lane sums across jobs) */
-  firstSample: number;
   pass:
     | { kind: 'scan'; channelAxes: Record<string, number> }
     | { kind: 'moments'; params: Record<string, MomentParams>; elementsBefore: Record<string, number> };

@@ -37,7 +37,7 @@ export function poolOnnxRunner(pool: KernelPool): OnnxRunner {
         runs.map((r, k) =>
           pool.run(
             'onnxActivations',
-            { model, samples: r.samples, outputs: [...outputs], firstSample: r.first, pass: { kind: 'scan', channelAxes } },
+            { model, samples: r.samples, outputs: [...outputs], pass: { kind: 'scan', channelAxes } },
             { signal: options.signal, onProgress: report(k) },
           ),
         ),
@@ -68,7 +68,7 @@ export function poolOnnxRunner(pool: KernelPool): OnnxRunner {
           for (const name of outputs) elementsBefore[name] = r.first * (elementsPerSample[name] ?? 0);
           return pool.run(
             'onnxActivations',
-            { model, samples: r.samples, outputs, firstSample: r.first, pass: { kind: 'moments', params, elementsBefore } },
+            { model, samples: r.samples, outputs, pass: { kind: 'moments', params, elementsBefore } },
             { signal: options.signal, onProgress: report(k) },
           );
         }),
