@@ -7,7 +7,7 @@ commands:
   inspect <file|folder> [--json] [--full-metadata]   model summary and tensor table
   stats <file> [--tensor NAME]... [--bins N] [--json] per-tensor statistics and histograms
   quantize <in> [-o <out>] (--type T | --plan plan.json) [--json]
-        GGUF: T = a GGUF type or llama.cpp preset [--pure] [--imatrix F] [--tensor-type REGEX=TYPE]...
+        GGUF: T = a GGUF type or llama.cpp preset [--pure] [--allow-requantize] [--imatrix F] [--tensor-type REGEX=TYPE]...
               [--output-tensor-type T] [--token-embedding-type T] [--split-max-tensors N | --split-max-size N[M|G]]
         safetensors: T = int<b>-t|ch|g<N>-sym|asym, nf4-g<N>[-dq], fp8-e4m3-t|ch (compressed-tensors,
               bitsandbytes layouts) [--fake-quant] [--shard-size 5GB]

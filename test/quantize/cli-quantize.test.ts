@@ -69,3 +69,20 @@ test('quantize exit codes: usage 1, invalid input 2, never overwriting', () => {
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('quantize of an already quantized GGUF: exit 1 naming --allow-requantize, which lets it through', { skip: !existsSync(resolve(root, '../shared/models/stories260K')) && 'no ../shared/models' }, () => {
+  const dir = mkdtempSync(join(tmpdir(), 'ql-cli-rq-'));
+  try {
+    const q8 = resolve(root, '../shared/models/stories260K/stories260K-Q8_0.gguf');
+    const out = join(dir, 'q4.gguf');
+    const refused = spawnSync(process.execPath, [cli, 'quantize', q8, '-o', out, '--type', 'Q4_0'], { encoding: 'utf8' });
+    assert.equal(refused.status, 1, refused.stderr);
+    assert.match(refused.stderr, /^error\[USAGE\]: .*already quantized \(Q8_0\).*--allow-requantize/);
+    assert.equal(existsSync(out), false);
+    const allowed = spawnSync(process.execPath, [cli, 'quantize', q8, '-o', out, '--type', 'Q4_0', '--allow-requantize'], { encoding: 'utf8' });
+    assert.equal(allowed.status, 0, allowed.stderr);
+    assert.ok(existsSync(out));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

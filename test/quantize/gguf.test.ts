@@ -123,6 +123,29 @@ test('a cancelled quantize leaves no output and no temp file; an existing output
   }
 });
 
+test('an already quantized GGUF is requantized only when allowed, as llama-quantize --allow-requantize', async () => {
+  const dir = scratch();
+  try {
+    const src = join(dir, 'tiny');
+    writeSafetensorsModel(src, llamaTensors(PRESETS.tiny.shape), 'F32', 7);
+    const q8 = join(dir, 'q8.gguf');
+    await quantizeToGguf(src, q8, { type: 'Q8_0' });
+    const before = sha256(q8);
+    await assert.rejects(
+      quantizeToGguf(q8, join(dir, 'q4.gguf'), { type: 'Q4_0' }),
+      (e: Error & { code?: string }) => e.code === 'USAGE' && /already quantized \(Q8_0\)/.test(e.message) && /--allow-requantize/.test(e.message),
+    );
+    assert.deepEqual(readdirSync(dir).sort(), ['q8.gguf', 'tiny'], 'nothing written on refusal');
+    // Tensors already at the target type are copied, which needs no permission.
+    await quantizeToGguf(q8, join(dir, 'q8-again.gguf'), { type: 'Q8_0' });
+    const r = await quantizeToGguf(q8, join(dir, 'q4.gguf'), { type: 'Q4_0', allowRequantize: true });
+    assert.ok(r.tensors.some((t) => t.from === 'Q8_0' && t.to === 'Q4_0'));
+    assert.equal(sha256(q8), before, 'the input is never modified');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('a read-only folder gives a clear OUTPUT error', async () => {
   const dir = scratch();
   try {

@@ -14,14 +14,14 @@ import { quantizeSafetensorsCommand, wantsSafetensors } from './quantize-safeten
 import { splitLimits } from './split';
 
 /**
- * `quantlens quantize <in> -o <out> --type T [--pure] [--imatrix F] [--format gguf] [--tensor-type REGEX=TYPE]...
+ * `quantlens quantize <in> -o <out> --type T [--pure] [--allow-requantize] [--imatrix F] [--format gguf] [--tensor-type REGEX=TYPE]...
  *  [--output-tensor-type T] [--token-embedding-type T] [--split-max-tensors N | --split-max-size N[M|G]] [--json]`;
  * a scheme name as --type, --plan, --fake-quant or --format safetensors: see quantize-safetensors.ts.
  */
 export async function quantizeCommand(ctx: CliContext): Promise<void> {
   const p = parseArgs(ctx.args, {
     values: ['type', 'o', 'output', 'format', 'imatrix', 'tensor-type', 'output-tensor-type', 'token-embedding-type', 'split-max-tensors', 'split-max-size', 'plan', 'shard-size'],
-    booleans: ['pure', 'json', 'fake-quant'],
+    booleans: ['pure', 'json', 'fake-quant', 'allow-requantize'],
     aliases: { '-o': '--output' },
   });
   if (p.positional.length !== 1) throw new QuantLensError('USAGE', 'quantize takes one input checkpoint');
@@ -45,6 +45,7 @@ export async function quantizeCommand(ctx: CliContext): Promise<void> {
     type,
     importance: imatrix && ((name) => importanceFor(imatrix, name)?.weights),
     pure: hasFlag(p, 'pure'),
+    allowRequantize: hasFlag(p, 'allow-requantize'),
     tensorTypes: (p.flags.get('tensor-type') ?? []).map(parseTensorType),
     outputTensorType: dtypeFlag(flag(p, 'output-tensor-type')),
     tokenEmbeddingType: dtypeFlag(flag(p, 'token-embedding-type')),

@@ -72,6 +72,12 @@ export interface GgufQuantizeOptions {
   tensorTypes?: Array<{ pattern: RegExp; type: DType }>;
   outputTensorType?: DType;
   tokenEmbeddingType?: DType;
+  /**
+   * Quantize tensors that are already quantized (GGUF block types, GPTQ/AWQ/… layouts). Off by
+   * default, as in llama-quantize (`--allow-requantize`): the second rounding compounds the first.
+   * Tensors already at their target type are copied either way.
+   */
+  allowRequantize?: boolean;
   /** Where conversion runs: the kernel pool's encoder, or the TypeScript twin (the default). */
   encoder?: TensorEncoder;
   /** Write split files like llama-gguf-split. */
@@ -174,6 +180,14 @@ function validateChoice(c: TypeChoice, t: TensorInfo, ftype: LlamaFtype, options
     diagnostics.push({ severity: 'warning', code: 'TYPE_FALLBACK', tensor: t.name, message: `${c.fallback.reason}: written as ${c.type}` });
   }
   if (!c.quantize) return;
+  const from = DTYPES[t.dtype].kind;
+  if ((from === 'block' || from === 'layout') && !options.allowRequantize) {
+    throw new QuantLensError(
+      'USAGE',
+      `${t.name} is already quantized (${t.dtype}); requantizing to ${c.type} compounds the error, so it is off unless asked for, as in llama-quantize: allow requantization (--allow-requantize) or start from the F32/F16/BF16 checkpoint`,
+      { tensor: t.name },
+    );
+  }
   const plain = c.type === 'F32' || c.type === 'F16' || c.type === 'BF16';
   if (!plain && !isGgufQuantType(c.type)) {
     throw new QuantLensError('UNSUPPORTED', `${c.type} quantization is not implemented (the IQ1/IQ2/IQ3 quantizers are not built yet); choose another type`, { tensor: t.name });
