@@ -120,6 +120,8 @@ export interface InspectorSettings {
 export interface ReadyRequest {
   /** Webview bundle version, to catch a stale webview after an update. */
   version: number;
+  /** Inspector: rows of the tensor table wanted in the reply (`ModelState.firstPage`). */
+  firstPageRows?: number;
 }
 
 /** Asks for one page of the (filtered, sorted) tensor table. */
@@ -217,11 +219,16 @@ export interface ModelState {
   metadata: MetadataEntry[];
   totals: ModelTotals;
   diagnostics: DiagnosticView[];
-  /** Number of layer groups; the webview asks for them in pages (`layerGroups`). */
-  groupCount: number;
   settings: InspectorSettings;
-  /** Milliseconds the reader took. */
+  /** Milliseconds from the open request to this state: reading the file(s) and the cached statistics. */
   openMs: number;
+  /** When the open request reached the extension (epoch ms; the e2e timings split the wait with it). */
+  openStartedAt: number;
+  /**
+   * The table's first page in model order, when `ready` asked for one: drawn without another round
+   * trip. The layer groups are built after it and come in pages (`layerGroups`).
+   */
+  firstPage?: TensorPageReply;
 }
 
 /** A file that could not be read. */

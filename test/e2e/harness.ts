@@ -139,8 +139,8 @@ export class Workbench {
     }
   }
 
-  /** Opens a workspace file through Quick Open (Ctrl+P), as a user would. */
-  async openFile(name: string): Promise<void> {
+  /** Opens a workspace file through Quick Open (Ctrl+P), as a user would; returns when Enter was pressed (epoch ms). */
+  async openFile(name: string): Promise<number> {
     const { page } = this;
     await this.focusWorkbench();
     await page.keyboard.press('Control+P');
@@ -148,7 +148,9 @@ export class Workbench {
     await input.waitFor({ state: 'visible' });
     await input.fill(name);
     await page.locator('.quick-input-list .monaco-list-row', { hasText: name }).first().waitFor({ timeout: 20_000 });
+    const pressed = Date.now();
     await page.keyboard.press('Enter');
+    return pressed;
   }
 
   async closeAllEditors(): Promise<void> {

@@ -12,6 +12,7 @@ import { basename, join } from 'node:path';
 import type { FrameLocator } from 'playwright-core';
 import { openModel } from '../../src/core/readers';
 import { missingPrerequisite, outputDir, packageExtension, repoRoot, sharedModels, Workbench } from './harness';
+import { formatTimings, openAndTime } from './inspector-timing';
 
 /** One checkpoint per format from ../shared/models, copied into the test's workspace. */
 const MODELS = [
@@ -105,21 +106,16 @@ describe('inspector in VS Code (code-server + Chromium)', { skip }, () => {
 
   test('100,000-tensor GGUF: first table page quickly, filter and sort on the host', async (t) => {
     await failureContext('many-tensors', async () => {
-      const opened = Date.now();
-      await wb.openFile('many-tensors.gguf');
+      // first open (the extension may activate), then a second one of the same file
+      const first = await openAndTime(wb, 'many-tensors.gguf');
+      await wb.closeAllEditors();
+      const again = await openAndTime(wb, 'many-tensors.gguf');
+      timings.push(`100k GGUF from Quick Open, first: ${formatTimings(first)}`, `100k GGUF again: ${formatTimings(again)}`);
+      t.diagnostic(`100k GGUF from Quick Open, first: ${formatTimings(first)}; again: ${formatTimings(again)}`);
       const view = wb.webview();
       assert.equal(await tensorCount(view), count.format(100_000));
-      const overview = Date.now() - opened;
       await view.locator('[data-testid="tab-tensors"]').click();
       await view.locator('.tt-spacer .tt-row').first().waitFor({ timeout: 10_000 });
-      const firstPage = Date.now() - opened;
-      const app = view.locator('#app');
-      const startedAt = Number(await app.getAttribute('data-started-at'));
-      const readyAt = Number(await app.getAttribute('data-ready-at'));
-      const rowsAt = Number(await view.locator('.tensor-table').getAttribute('data-first-rows-at'));
-      const breakdown = `webview script ${startedAt - opened} ms, state ${readyAt - opened} ms, first rows drawn ${rowsAt - opened} ms`;
-      timings.push(`100k GGUF from Quick Open: ${breakdown}; overview visible ${overview} ms, table page after tab click ${firstPage} ms`);
-      t.diagnostic(`100k GGUF from Quick Open: ${breakdown}`);
       // scroll deep: rows arrive by page
       await view.locator('[data-testid="tensor-table"]').evaluate((el) => (el.scrollTop = 24 * 60_000));
       await view.locator('.tt-spacer .tt-row[data-index="60000"]').waitFor({ timeout: 10_000 });

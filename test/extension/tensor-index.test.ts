@@ -122,6 +122,7 @@ test('modelState carries totals, dtype breakdown, config keys and groups', () =>
     config: { architectures: ['LlamaForCausalLM'], hidden_size: 64, unrelated: 1 },
     settings: { histogramBins: 256 },
     openMs: 1,
+    openStartedAt: 0,
   });
   assert.equal(state.totals.tensors, 8);
   assert.equal(state.totals.byDtype.F32.tensors, 8);
@@ -132,8 +133,23 @@ test('modelState carries totals, dtype breakdown, config keys and groups', () =>
       ['hidden_size', 'config.json'],
     ],
   );
-  assert.equal(state.groupCount, 4);
   assert.deepEqual(index.groupPage({ offset: 1, limit: 2 }).groups.map((g) => g.key), ['layer:0', 'layer:1']);
+});
+
+test('the first page in model order builds only its rows; buildAll builds the rest in slices', async () => {
+  const names = Array.from({ length: 12_000 }, (_, i) => `blk.${Math.floor(i / 4)}.t${i % 4}.weight`);
+  const cached = new Map<string, StatsSummary>([['blk.0.t1.weight', { count: 1, finite: 1, nonFinite: 0, zeros: 0, min: 0, max: 1, mean: 0, std: 0, absMax: 1, kurtosis: 0, outlierShare: 0 }]]);
+  const index = new TensorIndex(model(names), cached);
+  const first = index.page({ offset: 0, limit: 200 });
+  assert.equal(first.total, 12_000);
+  assert.equal(first.rows.length, 200);
+  assert.equal(first.rows[1].stats?.absMax, 1, 'cached statistics on the built rows');
+  assert.equal((index as unknown as { builtRows: unknown[] }).builtRows.length, 200);
+  await index.buildAll();
+  assert.equal(index.groups.length, 3000);
+  assert.equal(index.page({ offset: 0, limit: 10, group: 'layer:2999' }).total, 4);
+  assert.equal(index.row(11_999)?.layer, 2999);
+  assert.equal(index.row(12_000), undefined);
 });
 
 test('stats cache: round trip, invalidated by a changed file or other bins', async () => {

@@ -11,7 +11,7 @@ const GROUPS_PER_PAGE = 500;
  * models outside the map. Groups come from the host in pages; each expands to its roles, and
  * "tensors" shows the group's rows in the table.
  */
-export function layersView(rpc: InspectorRpc, total: number, onShowTensors: (group: LayerGroup) => void): HTMLElement {
+export function layersView(rpc: InspectorRpc, onTotal: (groups: number) => void, onShowTensors: (group: LayerGroup) => void): HTMLElement {
   const body = h('tbody');
   const more = h('vscode-button', { secondary: true, hidden: true, 'data-testid': 'layers-more' }, 'Show more');
   const status = h('span', { class: 'muted' });
@@ -22,6 +22,7 @@ export function layersView(rpc: InspectorRpc, total: number, onShowTensors: (gro
       const page = await rpc.request('layerGroups', { offset: loaded, limit: GROUPS_PER_PAGE });
       for (const g of page.groups) body.append(groupRow(g, onShowTensors));
       loaded += page.groups.length;
+      onTotal(page.total);
       more.hidden = loaded >= page.total;
       status.textContent = loaded < page.total ? `${formatCount(loaded)} of ${formatCount(page.total)} groups shown` : '';
     } catch (err) {
@@ -31,7 +32,8 @@ export function layersView(rpc: InspectorRpc, total: number, onShowTensors: (gro
     }
   };
   more.addEventListener('click', () => void load());
-  if (total > 0) void load();
+  // after the first paint: the host builds the groups after the table's first page
+  requestAnimationFrame(() => setTimeout(() => void load()));
   const table = h(
     'table',
     { class: 'grid layers', 'data-testid': 'layers-table' },

@@ -1,4 +1,5 @@
 import type { InspectorState, LayerGroup, ModelState, TensorRow } from '../../src/shared/protocol';
+import './elements';
 import { connect, type InspectorRpc } from './api';
 import { h } from './dom';
 import { errorPanel } from './error-panel';
@@ -6,7 +7,7 @@ import { formatCount } from './format';
 import { layersView } from './layers';
 import { overview } from './overview';
 import { TensorDetail } from './tensor-detail';
-import { TensorTable } from './tensor-table';
+import { PAGE_ROWS, TensorTable } from './tensor-table';
 import './inspector.css';
 
 /** Bumped when the messages this bundle speaks change. */
@@ -25,13 +26,14 @@ void start();
 async function start(): Promise<void> {
   let state: InspectorState;
   try {
-    state = await rpc.request('ready', { version: WEBVIEW_VERSION });
+    state = await rpc.request('ready', { version: WEBVIEW_VERSION, firstPageRows: PAGE_ROWS });
   } catch (err) {
     const e = err as Error & { code?: string };
     state = { kind: 'error', fileName: document.title, error: { code: e.code ?? 'INTERNAL', message: e.message }, hexEditorAvailable: false };
   }
   app.removeAttribute('aria-busy');
   app.dataset.readyAt = String(Date.now());
+  if (state.kind === 'model') app.dataset.hostOpenStartedAt = String(state.openStartedAt);
   app.replaceChildren(state.kind === 'error' ? errorPanel(state, rpc) : modelView(state, rpc));
 }
 
@@ -53,6 +55,7 @@ function modelView(state: ModelState, rpc: InspectorRpc): HTMLElement {
   });
   regex.addEventListener('change', () => applyFilter());
 
+  const layersTab = h('vscode-tab-header', { slot: 'header', 'data-testid': 'tab-layers' }, 'Layers');
   const tabs = h('vscode-tabs', { 'selected-index': 0, class: 'tabs' }) as HTMLElement & { selectedIndex: number };
   const tensorsPanel = h(
     'vscode-tab-panel',
@@ -76,19 +79,23 @@ function modelView(state: ModelState, rpc: InspectorRpc): HTMLElement {
   tabs.append(
     h('vscode-tab-header', { slot: 'header', 'data-testid': 'tab-overview' }, 'Overview'),
     h('vscode-tab-panel', null, overview(state)),
-    h('vscode-tab-header', { slot: 'header', 'data-testid': 'tab-layers' }, `Layers (${formatCount(state.groupCount)})`),
+    layersTab,
     h(
       'vscode-tab-panel',
       null,
-      layersView(rpc, state.groupCount, (g) => {
-        showGroup(g);
-        tabs.selectedIndex = 2;
-      }),
+      layersView(
+        rpc,
+        (total) => (layersTab.textContent = `Layers (${formatCount(total)})`),
+        (g) => {
+          showGroup(g);
+          tabs.selectedIndex = 2;
+        },
+      ),
     ),
     h('vscode-tab-header', { slot: 'header', 'data-testid': 'tab-tensors' }, `Tensors (${formatCount(state.totals.tensors)})`),
     tensorsPanel,
   );
-  table.setQuery({ filter: '', regex: false });
+  table.setQuery({ filter: '', regex: false }, state.firstPage);
 
   function showDetail(row: TensorRow): void {
     rpc.notify('selectionChanged', { index: row.index });

@@ -1,10 +1,11 @@
-import type { StatsSummary, TensorColumn, TensorPageRequest, TensorRow } from '../../src/shared/protocol';
+import type { StatsSummary, TensorColumn, TensorPageReply, TensorPageRequest, TensorRow } from '../../src/shared/protocol';
 import type { InspectorRpc } from './api';
 import { h } from './dom';
 import { formatBytesShort, formatCount, formatShape, formatStat } from './format';
 
 const ROW_HEIGHT = 24;
-const PAGE_ROWS = 200;
+/** Rows per page asked of the host (the first one comes with the initial state). */
+export const PAGE_ROWS = 200;
 /** Rows drawn beyond the visible ones, above and below, so fast scrolling does not flash. */
 const OVERSCAN = 20;
 
@@ -82,14 +83,20 @@ export class TensorTable {
     this.element = h('div', { class: 'tensor-table', role: 'grid' }, this.header, this.scroller, this.status);
   }
 
-  setQuery(query: TableQuery): void {
+  /** Shows the rows matching `query`; `firstPage`, when given, is its page 0 already fetched. */
+  setQuery(query: TableQuery, firstPage?: TensorPageReply): void {
     this.query = query;
     this.generation++;
     this.pages.clear();
     this.requested.clear();
     this.scroller.scrollTop = 0;
     this.updateHeader();
-    void this.fetchPage(0);
+    if (firstPage) {
+      this.requested.add(0);
+      this.showPage(0, firstPage);
+    } else {
+      void this.fetchPage(0);
+    }
   }
 
   get currentQuery(): TableQuery {
@@ -134,13 +141,7 @@ export class TensorTable {
     try {
       const reply = await this.rpc.request('tensorPage', this.request(page * PAGE_ROWS));
       if (generation !== this.generation) return;
-      this.total = reply.total;
-      this.pages.set(page, reply.rows);
-      this.status.textContent = '';
-      this.status.classList.remove('error');
-      this.status.append(`${formatCount(reply.total)} tensor${reply.total === 1 ? '' : 's'}${this.query.filter || this.query.group ? ' match' : ''}`);
-      this.spacer.style.height = `${this.total * ROW_HEIGHT}px`;
-      this.schedule();
+      this.showPage(page, reply);
     } catch (err) {
       if (generation !== this.generation) return;
       this.requested.delete(page);
@@ -152,6 +153,16 @@ export class TensorTable {
         this.schedule();
       }
     }
+  }
+
+  private showPage(page: number, reply: TensorPageReply): void {
+    this.total = reply.total;
+    this.pages.set(page, reply.rows);
+    this.status.textContent = '';
+    this.status.classList.remove('error');
+    this.status.append(`${formatCount(reply.total)} tensor${reply.total === 1 ? '' : 's'}${this.query.filter || this.query.group ? ' match' : ''}`);
+    this.spacer.style.height = `${this.total * ROW_HEIGHT}px`;
+    this.schedule();
   }
 
   private schedule(): void {

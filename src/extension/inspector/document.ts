@@ -146,6 +146,7 @@ export class InspectorDocument extends Disposable implements vscode.CustomDocume
     const controller = new AbortController();
     const cancel = token.onCancellationRequested(() => controller.abort());
     const started = performance.now();
+    const openStartedAt = Date.now();
     try {
       const model = await openModel(access.path, { files: access.files, signal: controller.signal });
       model.diagnostics.push(...access.diagnostics);
@@ -153,20 +154,17 @@ export class InspectorDocument extends Disposable implements vscode.CustomDocume
       const files = await Promise.all(
         model.files.map(async (path): Promise<ModelFile> => ({ path, name: basename(path), sizeBytes: await access.sizeOf(path).catch(() => 0) })),
       );
-      const index = new TensorIndex(model);
       const settings = inspectorSettings();
       const cache = uri.scheme === 'file' && cacheDir ? { store: new StatsCache(cacheDir), files: await stampFiles(model.files) } : undefined;
-      if (cache && statsCacheEnabled()) {
-        const cached = await cache.store.load(cache.files, settings.histogramBins);
-        model.tensors.forEach((t, i) => {
-          const s = cached.get(t.name);
-          if (s) index.setStats(i, s);
-        });
-      }
-      // reading, the tensor table and the cached statistics: everything before the webview can start
+      const cached = cache && statsCacheEnabled() ? await cache.store.load(cache.files, settings.histogramBins) : undefined;
+      const index = new TensorIndex(model, cached);
+      // reading and the cached statistics: everything before the webview can start. The table's
+      // rows and groups are built after this, in slices, while the webview loads.
       const openMs = performance.now() - started;
-      const state = modelState(index, { fileName: basename(access.path), files, config, settings, openMs });
+      const state = modelState(index, { fileName: basename(access.path), files, config, settings, openMs, openStartedAt });
       log.info(`opened ${access.path}: ${model.format}, ${model.tensors.length} tensors in ${openMs.toFixed(1)} ms`);
+      const built = performance.now();
+      void index.buildAll().then(() => log.info(`tensor table of ${basename(access.path)}: ${index.groups.length} groups in ${(performance.now() - built).toFixed(1)} ms`));
       return new InspectorDocument(uri, access, { kind: 'model', model, index, state }, cache);
     } catch (err) {
       const error = toQuantLensError(err);

@@ -2,9 +2,8 @@ import * as vscode from 'vscode';
 import { randomBytes } from 'node:crypto';
 
 /**
- * The inspector's page: everything bundled and loaded from the extension, a strict CSP with a fresh
- * nonce per page. elements.js is @vscode-elements/elements' bundle (an ES module); inspector.js
- * is deferred so it runs after the custom elements are defined.
+ * The inspector's page: everything bundled and loaded from the extension (inspector.js carries the
+ * @vscode-elements components it uses), a strict CSP with a fresh nonce per page.
  */
 export function inspectorHtml(webview: vscode.Webview, extensionUri: vscode.Uri): string {
   const nonce = randomBytes(16).toString('base64');
@@ -23,7 +22,6 @@ export function inspectorHtml(webview: vscode.Webview, extensionUri: vscode.Uri)
 <meta http-equiv="Content-Security-Policy" content="${csp}">
 <meta name="viewport" content="width=device-width, initial-scale=1.0">
 <link rel="stylesheet" nonce="${nonce}" href="${asset('inspector.css')}">
-<script type="module" nonce="${nonce}" src="${asset('elements.js')}"></script>
 <script defer nonce="${nonce}" src="${asset('inspector.js')}"></script>
 <title>QuantLens Inspector</title>
 </head>

@@ -186,11 +186,14 @@ export class InspectorSession extends Disposable {
   private registerHandlers(): void {
     const { rpc, document } = this;
     const result = document.result;
-    rpc.handle('ready', (): InspectorState => {
+    rpc.handle('ready', ({ firstPageRows }): InspectorState => {
       // a webview rebuilt after being hidden says ready again: it starts from the host's state
       this.webviewReady = true;
       setTimeout(() => this.flushReveal());
-      if (result.kind === 'model') return result.state;
+      if (result.kind === 'model') {
+        // the first rows go with the state: the table draws without another round trip
+        return firstPageRows ? { ...result.state, firstPage: result.index.page({ offset: 0, limit: firstPageRows }) } : result.state;
+      }
       return {
         kind: 'error',
         fileName: document.uri.path.split('/').pop() ?? document.uri.path,
@@ -198,23 +201,25 @@ export class InspectorSession extends Disposable {
         hexEditorAvailable: vscode.extensions.getExtension(HEX_EDITOR_EXTENSION) !== undefined,
       };
     });
-    rpc.handle('tensorPage', (request) => {
+    rpc.handle('tensorPage', async (request) => {
       if (result.kind !== 'model') throw toQuantLensError(new Error('the model did not open'));
       try {
+        if (request.filter || request.group || request.sort) await result.index.buildAll();
         return result.index.page(request);
       } catch (err) {
         throw toQuantLensError(err);
       }
     });
-    rpc.handle('layerGroups', (request) => {
+    rpc.handle('layerGroups', async (request) => {
       if (result.kind !== 'model') throw new QuantLensError('UNSUPPORTED', 'the model did not open');
+      await result.index.buildAll();
       return result.index.groupPage(request);
     });
     rpc.handle('tensorDetail', async ({ index, bins }, signal): Promise<TensorDetailReply> => {
       if (result.kind !== 'model') throw new QuantLensError('UNSUPPORTED', 'the model did not open');
       try {
         const tensor = result.model.tensors[index];
-        const row = result.index.rows[index];
+        const row = result.index.row(index);
         if (!tensor || !row) throw new QuantLensError('TENSOR_NOT_FOUND', `no tensor #${index}`);
         const stats = await document.tensorStats(this.statsService, index, bins ?? inspectorSettings().histogramBins, signal);
         const reply: TensorDetailReply = { row, stats };

@@ -35,18 +35,67 @@ export const MAX_FILTER_LENGTH = 500;
 
 const NON_LAYER_ROLES = new Set(['embed', 'output', 'norm']);
 
-/** The tensor table of one model: every row built once, pages cut on request, the last query's order kept. */
+/** Rows built per slice when the table is built in the background (the host answers messages in between). */
+const BUILD_SLICE_ROWS = 5000;
+
+/**
+ * The tensor table of one model. Rows are built in model order, only as far as needed: the first
+ * page of a 100,000-tensor model needs 200 rows, not 100,000 names described. Everything else
+ * (filters, sorts, groups) builds the rest, synchronously or slice by slice with `buildAll()`.
+ * The last query's order is kept.
+ */
 export class TensorIndex {
-  readonly rows: TensorRow[];
-  readonly groups: LayerGroup[];
-  /** Group key of each row, by row index. */
-  private readonly groupOf: string[];
+  private readonly builtRows: TensorRow[] = [];
+  /** Group key of each built row, by row index. */
+  private readonly groupOf: string[] = [];
+  private builtGroups: LayerGroup[] | undefined;
+  private building: Promise<void> | undefined;
   private lastQuery?: { key: string; byStats: boolean; order: number[] };
 
-  constructor(readonly model: ModelInfo) {
-    this.rows = model.tensors.map((t, index) => {
+  /** `cached`: statistics by tensor name (the per-file cache), attached to rows as they are built. */
+  constructor(
+    readonly model: ModelInfo,
+    private readonly cached?: ReadonlyMap<string, StatsSummary>,
+  ) {}
+
+  /** Every row (builds what is missing). */
+  get rows(): readonly TensorRow[] {
+    this.buildRows(this.model.tensors.length);
+    return this.builtRows;
+  }
+
+  /** The layer groups (builds every row first). */
+  get groups(): readonly LayerGroup[] {
+    this.builtGroups ??= buildGroups(this.rows, this.groupOf);
+    return this.builtGroups;
+  }
+
+  /** One row, built on demand. */
+  row(index: number): TensorRow | undefined {
+    if (!Number.isInteger(index) || index < 0 || index >= this.model.tensors.length) return undefined;
+    this.buildRows(index + 1);
+    return this.builtRows[index];
+  }
+
+  /** Builds every row and the groups in slices, yielding to the event loop between them. */
+  buildAll(): Promise<void> {
+    this.building ??= (async () => {
+      const n = this.model.tensors.length;
+      while (this.builtRows.length < n) {
+        this.buildRows(Math.min(n, this.builtRows.length + BUILD_SLICE_ROWS));
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      void this.groups;
+    })();
+    return this.building;
+  }
+
+  private buildRows(upTo: number): void {
+    const { tensors } = this.model;
+    for (let index = this.builtRows.length; index < upTo; index++) {
+      const t = tensors[index];
       const d = describeTensor(t.name);
-      return {
+      const row: TensorRow = {
         index,
         name: t.name,
         dtype: t.dtype,
@@ -57,25 +106,33 @@ export class TensorIndex {
         role: d.role,
         file: basename(t.file),
       };
-    });
-    this.groupOf = this.rows.map(groupKeyOf);
-    this.groups = buildGroups(this.rows, this.groupOf);
+      const stats = this.cached?.get(t.name);
+      if (stats) row.stats = stats;
+      this.builtRows.push(row);
+      this.groupOf.push(groupKeyOf(row));
+    }
   }
 
   /** Records statistics for a row (they fill the table's statistics columns and sort by them). */
   setStats(index: number, stats: StatsSummary): void {
-    const row = this.rows[index];
+    const row = this.row(index);
     if (!row) return;
     row.stats = stats;
     if (this.lastQuery?.byStats) this.lastQuery = undefined;
   }
 
-  /** One page of the filtered, sorted table. */
+  /** One page of the filtered, sorted table. The unfiltered table in model order builds only the rows it shows. */
   page(request: TensorPageRequest): TensorPageReply {
     const offset = clampInt(request.offset, 0, Number.MAX_SAFE_INTEGER);
     const limit = clampInt(request.limit, 0, MAX_PAGE_ROWS);
+    const modelOrder = !request.filter && !request.group && (!request.sort || (request.sort.column === 'index' && !request.sort.descending));
+    if (modelOrder) {
+      const total = this.model.tensors.length;
+      this.buildRows(Math.min(total, offset + limit));
+      return { total, offset, rows: this.builtRows.slice(offset, offset + limit) };
+    }
     const order = this.order(request);
-    const rows = order.slice(offset, offset + limit).map((i) => this.rows[i]);
+    const rows = order.slice(offset, offset + limit).map((i) => this.builtRows[i]);
     return { total: order.length, offset, rows };
   }
 
@@ -91,16 +148,17 @@ export class TensorIndex {
     const key = JSON.stringify({ f: request.filter ?? '', r: !!request.regex, g: request.group ?? '', s: request.sort ?? null });
     if (this.lastQuery?.key === key) return this.lastQuery.order;
     const match = nameMatcher(request.filter ?? '', !!request.regex);
+    const rows = this.rows;
     const order: number[] = [];
-    for (let i = 0; i < this.rows.length; i++) {
+    for (let i = 0; i < rows.length; i++) {
       if (request.group && this.groupOf[i] !== request.group) continue;
-      if (match && !match(this.rows[i].name)) continue;
+      if (match && !match(rows[i].name)) continue;
       order.push(i);
     }
     if (request.sort && request.sort.column !== 'index') {
       const value = columnValue(request.sort.column);
       const sign = request.sort.descending ? -1 : 1;
-      const values = new Map(order.map((i) => [i, value(this.rows[i])]));
+      const values = new Map(order.map((i) => [i, value(rows[i])]));
       order.sort((a, b) => {
         const va = values.get(a)!;
         const vb = values.get(b)!;
@@ -118,10 +176,10 @@ export class TensorIndex {
   }
 }
 
-/** The initial state of an inspector for a model that opened. */
+/** The initial state of an inspector for a model that opened (needs no row of the table: the groups come later, in pages). */
 export function modelState(
   index: TensorIndex,
-  options: { fileName: string; files: ModelFile[]; config?: Record<string, unknown>; settings: InspectorSettings; openMs: number },
+  options: { fileName: string; files: ModelFile[]; config?: Record<string, unknown>; settings: InspectorSettings; openMs: number; openStartedAt: number },
 ): ModelState {
   const { model } = index;
   const totals = summarizeModel(model);
@@ -137,9 +195,9 @@ export function modelState(
     metadata,
     totals: { tensors: totals.tensors, params: totals.params, bytes: totals.bytes, bitsPerWeight: totals.bitsPerWeight, byDtype },
     diagnostics: model.diagnostics.map((d): DiagnosticView => ({ ...d })),
-    groupCount: index.groups.length,
     settings: options.settings,
     openMs: options.openMs,
+    openStartedAt: options.openStartedAt,
   };
 }
 
@@ -202,7 +260,7 @@ export function groupKeyOf(row: Pick<TensorRow, 'name' | 'layer' | 'role'>): str
   return dot > 0 ? `prefix:${row.name.slice(0, dot)}` : 'other';
 }
 
-function buildGroups(rows: TensorRow[], groupOf: string[]): LayerGroup[] {
+function buildGroups(rows: readonly TensorRow[], groupOf: readonly string[]): LayerGroup[] {
   const groups = new Map<string, LayerGroup>();
   rows.forEach((row, i) => {
     const key = groupOf[i];
