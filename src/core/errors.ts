@@ -31,6 +31,8 @@ export type ErrorCode =
   | 'TENSOR_NOT_FOUND'
   | 'INVALID_ZIP'
   | 'UNSUPPORTED_COMPRESSION'
+  /** NaN or ±Inf where a quantizer needs finite values. */
+  | 'NON_FINITE'
   // usage (CLI exit 1)
   | 'USAGE'
   // cancelled (CLI exit 3)

@@ -27,7 +27,7 @@ export function poolTensorEncoder(pool: KernelPool, valuesPerJob = VALUES_PER_JO
           : { file: tensor.file, offset: tensor.byteOffset + r0 * rowBytes, length: n * rowBytes };
         return pool.run(
           'quantizeRows',
-          { name: tensor.name, dtype: tensor.dtype, rows: n, cols, input, target: job.target, importance: job.importance },
+          { name: tensor.name, dtype: tensor.dtype, rows: n, firstRow: r0, cols, input, target: job.target, importance: job.importance },
           { signal: job.signal },
         );
       };

@@ -6,7 +6,7 @@
 import { DTYPES, type DType } from '../core/dtypes';
 import { QuantLensError, throwIfAborted } from '../core/errors';
 import { f32ToBf16, f32ToF16 } from '../core/quant/fp16';
-import { isGgufQuantType, quantUsesImatrix } from '../core/quant/ggml-quantize';
+import { checkFiniteSource, isGgufQuantType, quantUsesImatrix } from '../core/quant/ggml-quantize';
 import { Transfer } from '../shared/rpc';
 import type { ByteInput, JobContext } from './jobs';
 import { quantizeInPlace, quantScratchBytes } from './quantize';
@@ -19,6 +19,8 @@ export interface QuantizeRowsJob {
   dtype: DType;
   rows: number;
   cols: number;
+  /** For messages: the tensor row these rows start at. */
+  firstRow?: number;
   input: ByteInput;
   /** The output type: a GGUF block type, or F32/F16/BF16. */
   target: DType;
@@ -60,6 +62,7 @@ export async function runQuantizeRowsJob(job: QuantizeRowsJob, ctx: JobContext):
       const r = n / cols;
       const at = (chunks.start(c) / cols) * rowBytes;
       if (quantized) {
+        checkFiniteSource(new Float32Array(ctx.kernel.memory.buffer, chunks.values, n), job.name, target, (job.firstRow ?? 0) * cols + chunks.start(c));
         quantizeInPlace(ctx.kernel, target, chunks.values, dst, r, cols, qw, scratch);
         out.set(new Uint8Array(ctx.kernel.memory.buffer, dst, r * rowBytes), at);
       } else {

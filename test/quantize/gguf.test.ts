@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { test } from 'node:test';
@@ -8,6 +8,7 @@ import { PRESETS, llamaTensors, writeSafetensorsModel } from '../../src/core/gen
 import { quantizeToGguf } from '../../src/core/quantize/to-gguf';
 import { openModel } from '../../src/core/readers';
 import { GGUF_QUANT_TYPES } from '../../src/core/quant/ggml-quantize';
+import { safetensorsBytes } from '../fixtures/safetensors-builder';
 
 const models = resolve(__dirname, '../../../shared/models');
 const stories = join(models, 'stories260K');
@@ -142,6 +143,32 @@ test('an already quantized GGUF is requantized only when allowed, as llama-quant
     assert.ok(r.tensors.some((t) => t.from === 'Q8_0' && t.to === 'Q4_0'));
     assert.equal(sha256(q8), before, 'the input is never modified');
   } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a NaN or Inf in a tensor to quantize is a NON_FINITE error naming it (twin and kernel), and nothing is written', async () => {
+  const { KernelPool } = await import('../../src/kernel/pool');
+  const { poolTensorEncoder } = await import('../../src/kernel/pool-encoder');
+  const dir = scratch();
+  const pool = new KernelPool({ size: 1 });
+  try {
+    const values = new Float32Array(64 * 64).map((_, i) => Math.sin(i));
+    values[5 * 64 + 7] = Number.NaN;
+    const src = join(dir, 'nan.safetensors');
+    writeFileSync(src, safetensorsBytes([{ name: 'layer.weight', dtype: 'F32', shape: [64, 64], data: new Uint8Array(values.buffer) }]));
+    for (const encoder of [undefined, poolTensorEncoder(pool, 1024)]) {
+      await assert.rejects(
+        quantizeToGguf(src, join(dir, 'q8.gguf'), { type: 'Q8_0', encoder }),
+        (e: Error & { code?: string; tensor?: string }) => e.code === 'NON_FINITE' && e.tensor === 'layer.weight' && /element 327\b/.test(e.message),
+      );
+      assert.deepEqual(readdirSync(dir), ['nan.safetensors']);
+    }
+    // Float outputs keep NaN element by element.
+    const r = await quantizeToGguf(src, join(dir, 'f16.gguf'), { type: 'Q8_0', tensorTypes: [{ pattern: /layer/, type: 'F16' }] });
+    assert.equal(r.tensors[0].to, 'F16');
+  } finally {
+    pool.dispose();
     rmSync(dir, { recursive: true, force: true });
   }
 });

@@ -49,6 +49,25 @@ export function isGgufQuantType(name: string): name is GgufQuantType {
   return Object.prototype.hasOwnProperty.call(QUANTIZERS, name);
 }
 
+/**
+ * Refuses source values a block quantizer cannot represent: a NaN or ±Inf in a block makes its
+ * scale non-finite or its levels meaningless, so the whole block dequantizes to garbage
+ * (llama-quantize's row validation rejects such output). The quantizers themselves stay libggml's
+ * twins; the quantize pipeline calls this before them. `firstElement`: index of values[0] in the tensor.
+ */
+export function checkFiniteSource(values: Float32Array, tensor: string, target: string, firstElement = 0): void {
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i];
+    if (v - v !== 0) {
+      throw new QuantLensError(
+        'NON_FINITE',
+        `${tensor} holds ${v} at element ${firstElement + i}: its ${target} block would not hold meaningful values; repair the checkpoint, or keep this tensor in float (--tensor-type REGEX=F16)`,
+        { tensor },
+      );
+    }
+  }
+}
+
 /** Whether importance weights change the output of `type` (libggml ignores them for the others). */
 export function quantUsesImatrix(type: GgufQuantType): boolean {
   return QUANTIZERS[type].usesImatrix;

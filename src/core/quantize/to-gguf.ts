@@ -13,7 +13,7 @@ import { writeGgufOutput, type GgufOutputTensor, type SplitLimits } from '../ggu
 import type { Diagnostic, MetadataValue, ModelInfo, TensorInfo } from '../model';
 import { describeTensor } from '../names';
 import { f32ToBf16, f32ToF16 } from '../quant/fp16';
-import { isGgufQuantType, quantizeRows } from '../quant/ggml-quantize';
+import { checkFiniteSource, isGgufQuantType, quantizeRows } from '../quant/ggml-quantize';
 import { openModel } from '../readers';
 import { GGUF_ALIGNMENT_KEY, GGUF_DEFAULT_ALIGNMENT } from '../readers/gguf-metadata';
 import { nodeFileAccess } from '../readers/node-files';
@@ -50,6 +50,7 @@ export const twinTensorEncoder: TensorEncoder = {
   async encode(job, sink) {
     const { cols } = matrixShape(job.tensor.shape);
     for await (const chunk of tensorRowsF32(job.model, job.tensor, job.files, { signal: job.signal })) {
+      if (isGgufQuantType(job.target)) checkFiniteSource(chunk.values, job.tensor.name, job.target, chunk.row * cols);
       await sink(encodeRows(job.target, chunk.values, chunk.rows, cols, job.importance));
     }
   },
