@@ -367,6 +367,26 @@ test('cancel, an existing output and a read-only folder leave nothing behind', a
   }
 });
 
+test('a NaN or Inf in a weight to quantize is a NON_FINITE error for every layout, and no output is left', async () => {
+  const dir = scratch();
+  try {
+    const values = new Float32Array(16 * 64).map((_, i) => Math.cos(i));
+    values[3 * 64 + 1] = -Infinity;
+    const input = join(dir, 'inf.safetensors');
+    writeFileSync(input, safetensorsBytes([{ name: 'proj.weight', dtype: 'F32', shape: [16, 64], data: new Uint8Array(values.buffer) }]));
+    for (const [scheme, fakeQuant] of [['int4-g32-sym', false], ['int8-t-sym', false], ['nf4-g64-dq', false], ['fp8-e4m3-ch', false], ['int4-g32-asym', true]] as const) {
+      await assert.rejects(
+        quantizeToSafetensors(input, join(dir, 'out'), { scheme, fakeQuant }),
+        (e: { code?: string; tensor?: string; message: string }) => e.code === 'NON_FINITE' && e.tensor === 'proj.weight' && /element 193\b/.test(e.message),
+        scheme,
+      );
+      assert.deepEqual(readdirSync(dir), ['inf.safetensors'], scheme);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 function cliContext(args: string[]) {
   let stdout = '';
   const sink = (write: (s: string) => void) => ({ write: (s: string) => (write(s), true) }) as unknown as NodeJS.WritableStream;

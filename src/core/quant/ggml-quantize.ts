@@ -61,7 +61,7 @@ export function checkFiniteSource(values: Float32Array, tensor: string, target: 
     if (v - v !== 0) {
       throw new QuantLensError(
         'NON_FINITE',
-        `${tensor} holds ${v} at element ${firstElement + i}: its ${target} block would not hold meaningful values; repair the checkpoint, or keep this tensor in float (--tensor-type REGEX=F16)`,
+        `${tensor} holds ${v} at element ${firstElement + i}, which ${target} cannot represent (the values quantized with it would be garbage); repair the checkpoint, or keep this tensor in float`,
         { tensor },
       );
     }

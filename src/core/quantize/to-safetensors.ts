@@ -29,6 +29,7 @@ import {
   DYNAMIC_MAP, NESTED_BLOCK_SIZE, NF4_LEVELS, doubleQuantizeAbsmax, dequantizeRtn, encodeFp8, groupLayout, quantizeRtn,
   type RtnTensor,
 } from '../quant/rtn';
+import { checkFiniteSource } from '../quant/ggml-quantize';
 import { formatScheme, parseScheme, type QuantScheme } from '../quant/scheme';
 import { openModel } from '../readers';
 import { nodeFileAccess } from '../readers/node-files';
@@ -269,12 +270,19 @@ function job(source: TensorInfo, scheme: QuantScheme | undefined, specs: Safeten
   return { source, scheme, specs, bytes: specs.reduce((s, x) => s + specByteLength(x), 0), write };
 }
 
-/** f32 rows of a tensor in chunks whose row counts are multiples of `alignRows` (Infinity: the whole tensor). */
-function rowChunks(ctx: JobContext, t: TensorInfo, alignRows: number) {
+/**
+ * f32 rows of a tensor in chunks whose row counts are multiples of `alignRows` (Infinity: the whole
+ * tensor). Rows to quantize with `scheme` must be finite: a NaN or ±Inf stops the job (NON_FINITE)
+ * before it reaches a scale.
+ */
+async function* rowChunks(ctx: JobContext, t: TensorInfo, alignRows: number, scheme?: QuantScheme) {
   const { cols } = matrixShape(t.shape);
   const unit = Math.max(1, cols) * alignRows;
   const maxElements = alignRows === Infinity ? Infinity : unit * Math.max(1, Math.floor(ROW_CHUNK_ELEMENTS / unit));
-  return tensorRowsF32(ctx.model, t, ctx.files, { maxElements, signal: ctx.signal });
+  for await (const chunk of tensorRowsF32(ctx.model, t, ctx.files, { maxElements, signal: ctx.signal })) {
+    if (scheme) checkFiniteSource(chunk.values, t.name, formatScheme(scheme), chunk.row * cols);
+    yield chunk;
+  }
 }
 
 function needsWholeTensor(s: QuantScheme): boolean {
@@ -342,7 +350,7 @@ function compressedJob(ctx: JobContext, t: TensorInfo, scheme: Extract<QuantSche
   return job(t, scheme, specs, async (sink) => {
     const scales = new Float32Array(perTensor ? 1 : rows * groups);
     const zeros = asym ? new Int8Array(scales.length) : undefined;
-    for await (const chunk of rowChunks(ctx, t, perTensor ? Infinity : 1)) {
+    for await (const chunk of rowChunks(ctx, t, perTensor ? Infinity : 1, scheme)) {
       const q = await ctx.quantizer(chunk.values, chunk.rows, cols, scheme);
       const stored = roundTo(scaleDtype, q.scales);
       if (stored !== q.scales) {
@@ -384,7 +392,7 @@ async function nf4Absmax(ctx: JobContext, t: TensorInfo, scheme: Extract<QuantSc
   const absmax = new Float32Array(Math.ceil(n / scheme.blockSize));
   const { cols } = matrixShape(t.shape);
   const raw = { ...scheme, doubleQuant: false };
-  for await (const chunk of rowChunks(ctx, t, alignRows)) {
+  for await (const chunk of rowChunks(ctx, t, alignRows, scheme)) {
     const q = await ctx.quantizer(chunk.values, chunk.rows, cols, raw);
     absmax.set(q.scales, (chunk.row * cols) / scheme.blockSize);
   }
@@ -419,7 +427,7 @@ async function bnbJob(ctx: JobContext, t: TensorInfo, scheme: Extract<QuantSchem
   return job(t, scheme, specs, async (sink) => {
     const absmax = new Float32Array(blocks);
     const raw = { ...scheme, doubleQuant: false };
-    for await (const chunk of rowChunks(ctx, t, alignRows)) {
+    for await (const chunk of rowChunks(ctx, t, alignRows, scheme)) {
       const q = await ctx.quantizer(chunk.values, chunk.rows, cols, raw);
       absmax.set(q.scales, (chunk.row * cols) / scheme.blockSize);
       await sink(packNibbles(q.q as Uint8Array));
@@ -445,7 +453,7 @@ function fakeQuantJob(ctx: JobContext, t: TensorInfo, scheme: QuantScheme): Tens
   const whole = needsWholeTensor(scheme) || (scheme.kind === 'nf4' && scheme.doubleQuant);
   const alignRows = scheme.kind === 'nf4' ? scheme.blockSize / gcd(Math.max(1, cols), scheme.blockSize) : 1;
   return job(t, scheme, [{ name: t.name, dtype: 'BF16', shape: t.shape }], async (sink) => {
-    for await (const chunk of rowChunks(ctx, t, whole ? Infinity : alignRows)) {
+    for await (const chunk of rowChunks(ctx, t, whole ? Infinity : alignRows, scheme)) {
       const q = await ctx.quantizer(chunk.values, chunk.rows, cols, scheme);
       await sink(encodeFloats('BF16', dequantizeRtn(q)));
     }
