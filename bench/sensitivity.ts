@@ -3,7 +3,7 @@ import { openModel } from '../src/core/readers';
 import { sweepSensitivity } from '../src/core/sensitivity';
 import type { SensitivityResult } from '../src/core/sensitivity/types';
 import { KernelPool } from '../src/kernel/pool';
-import { poolQuantErrorOracle } from '../src/kernel/quant-error';
+import { poolSweepRunner } from '../src/kernel/pool-sensitivity';
 import { generatedModel, printTable } from './common';
 
 /** A full sweep longer than this is extrapolated from a measured subset rather than run. */
@@ -27,11 +27,11 @@ export async function benchSensitivity(): Promise<void> {
   const path = generatedModel('llama-1b');
   const model = await openModel(path);
   const pool = new KernelPool();
-  const oracle = poolQuantErrorOracle(pool);
+  const runner = poolSweepRunner(pool, path);
   const rows: Array<Array<string | number>> = [];
   try {
     const t0 = performance.now();
-    const sampled = await sweepSensitivity(model, { oracle });
+    const sampled = await sweepSensitivity(model, { runner });
     const sampledS = (performance.now() - t0) / 1000;
     const quantizable = sampled.tensors.filter((t) => t.quantizable);
     const params = quantizable.reduce((s, t) => s + t.params, 0);
@@ -48,7 +48,7 @@ export async function benchSensitivity(): Promise<void> {
     const subset: ModelInfo = { ...model, tensors: subsetTensors };
     const subsetValues = subsetTensors.reduce((s, t) => s + elementCount(t.shape), 0);
     const t1 = performance.now();
-    const subsetFull = await sweepSensitivity(subset, { oracle, sampleElements: null });
+    const subsetFull = await sweepSensitivity(subset, { runner, sampleElements: null });
     const subsetS = (performance.now() - t1) / 1000;
     const perValue = subsetS / subsetValues;
     const extrapolated = perValue * params;
@@ -61,7 +61,7 @@ export async function benchSensitivity(): Promise<void> {
     rows.push([`  sampled vs full on the subset, median |relative difference|`, '', `${(median(deviations) * 100).toFixed(2)}%`]);
     if (extrapolated <= FULL_SWEEP_RUN_LIMIT_S) {
       const t2 = performance.now();
-      await sweepSensitivity(model, { oracle, sampleElements: null });
+      await sweepSensitivity(model, { runner, sampleElements: null });
       rows.push(['full sweep (every row of every tensor)', (performance.now() - t2) / 1000, 'measured']);
     } else {
       rows.push(['full sweep (every row of every tensor)', extrapolated, `extrapolated from the subset (> ${FULL_SWEEP_RUN_LIMIT_S / 60} min, not run)`]);

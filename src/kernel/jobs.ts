@@ -16,6 +16,7 @@ import type { QuantErrorJob, QuantErrorReply } from './quant-error';
 import type { MatmulJob } from './matmul-job';
 import type { QuantizeRowsJob } from './quantize-job';
 import type { QuantizeRtnJob } from './rtn-job';
+import type { SensitivityJob, SensitivityJobReply, SensitivityPartial } from './sensitivity-job';
 import type { KernelArena, KernelInstance } from './wasm';
 
 /**
@@ -76,11 +77,15 @@ export type KernelJobs = {
   onnxRun: { request: OnnxRunJob; reply: OnnxRunReply };
   /** Activations times a range of a weight's rows, for the forward pass (src/kernel/matmul-job.ts). */
   matmul: { request: MatmulJob; reply: Float32Array };
+  /** A group of tensors' sensitivity sweep, each tensor streamed as it completes (src/kernel/sensitivity-job.ts). */
+  sensitivity: { request: SensitivityJob; reply: SensitivityJobReply; partial: SensitivityPartial };
 };
 
 export type JobKind = keyof KernelJobs;
 export type JobRequest<K extends JobKind> = KernelJobs[K]['request'];
 export type JobReply<K extends JobKind> = KernelJobs[K]['reply'];
+/** What a job streams before its reply (`partial` in its table entry; never for kinds without one). */
+export type JobPartial<K extends JobKind> = KernelJobs[K] extends { partial: infer P } ? P : never;
 
 /** What the pool sends: each request carries the job id its progress events echo. */
 export type PoolSide = {
@@ -95,10 +100,16 @@ export interface JobProgress {
   bytesTotal: number;
 }
 
+/** A partial result of a job (its kind's `JobPartial`). */
+export interface JobPartialEvent {
+  job: number;
+  value: unknown;
+}
+
 /** What a worker sends besides replies. */
 export type WorkerSide = {
   requests: Record<never, never>;
-  events: { progress: JobProgress };
+  events: { progress: JobProgress; partial: JobPartialEvent };
 };
 
 /** What a handler gets besides its request (worker side). */
@@ -111,4 +122,10 @@ export interface JobContext {
   progress(bytesDone: number, bytesTotal: number): void;
 }
 
-export type JobHandler<K extends JobKind> = (request: JobRequest<K>, ctx: JobContext) => Promise<JobReply<K> | Transfer<JobReply<K>>>;
+/** The context of a job kind that streams partial results. */
+export interface StreamingJobContext<P> extends JobContext {
+  /** Sends a partial result to the pool's `onPartial` for this job. */
+  partial(value: P): void;
+}
+
+export type JobHandler<K extends JobKind> = (request: JobRequest<K>, ctx: StreamingJobContext<JobPartial<K>>) => Promise<JobReply<K> | Transfer<JobReply<K>>>;

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { QuantLensError, type ErrorCode } from '../core/errors';
 import { RemoteError, RpcEndpoint } from '../shared/rpc';
-import type { JobKind, JobReply, JobRequest, PoolSide, WorkerSide } from './jobs';
+import type { JobKind, JobPartial, JobReply, JobRequest, PoolSide, WorkerSide } from './jobs';
 import { distDir } from './wasm';
 
 export interface KernelPoolOptions {
@@ -19,10 +19,12 @@ export interface KernelPoolOptions {
   workerScript?: string;
 }
 
-export interface RunOptions {
+export interface RunOptions<K extends JobKind = JobKind> {
   signal?: AbortSignal;
   /** Bytes of the job's input processed so far (every pass over the input counts in bytesDone/bytesTotal). */
   onProgress?: (bytesDone: number, bytesTotal: number) => void;
+  /** Partial results, for kinds that stream them (jobs.ts `JobPartial`), in the order the worker sent them, all before the reply. */
+  onPartial?: (value: JobPartial<K>) => void;
   /** Buffers of the request to move to the worker rather than copy. */
   transfer?: ArrayBuffer[];
 }
@@ -59,7 +61,7 @@ export class KernelPool {
   }
 
   /** Runs one job on the next free worker. Rejects with a QuantLensError (CANCELLED when aborted). */
-  run<K extends JobKind>(kind: K, request: JobRequest<K>, options: RunOptions = {}): Promise<JobReply<K>> {
+  run<K extends JobKind>(kind: K, request: JobRequest<K>, options: RunOptions<K> = {}): Promise<JobReply<K>> {
     if (this.disposed) return Promise.reject(new QuantLensError('CANCELLED', 'the kernel pool was disposed'));
     const { signal } = options;
     if (signal?.aborted) return Promise.reject(new QuantLensError('CANCELLED', 'cancelled'));
@@ -69,7 +71,7 @@ export class KernelPool {
         id: this.nextJob++,
         kind,
         request,
-        options,
+        options: options as RunOptions,
         resolve: resolve as (reply: unknown) => void,
         reject,
         settled: false,
@@ -150,6 +152,9 @@ export class KernelPool {
     worker.on('message', (message) => endpoint.receive(message));
     endpoint.on('progress', (e) => {
       if (slot.job?.id === e.job) slot.job.options.onProgress?.(e.bytesDone, e.bytesTotal);
+    });
+    endpoint.on('partial', (e) => {
+      if (slot.job?.id === e.job) slot.job.options.onPartial?.(e.value as never);
     });
     const fail = (why: string): void => {
       if (!this.slots.includes(slot)) return;

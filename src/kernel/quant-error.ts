@@ -60,6 +60,19 @@ export async function runQuantErrorJob(job: QuantErrorJob, ctx: JobContext): Pro
   return new Transfer({ sqErr, maxAbsErr }, sqErr.map((a) => a.buffer as ArrayBuffer));
 }
 
+/** An oracle over a kernel instance in this thread (a worker's own: the `sensitivity` job). */
+export function kernelQuantErrorOracle(kernel: KernelInstance): QuantErrorOracle {
+  return {
+    parallelism: 1,
+    async measure(values, rows, cols, formats, importance, signal): Promise<RowErrors[]> {
+      return formats.map((f) => {
+        if (signal?.aborted) throw new QuantLensError('CANCELLED', 'cancelled');
+        return rowErrors(values, reconstructWithKernel(kernel, values, rows, cols, f, importance), rows, cols, importance);
+      });
+    },
+  };
+}
+
 /** An oracle running each measurement as a job on `pool`. */
 export function poolQuantErrorOracle(pool: KernelPool): QuantErrorOracle {
   return {

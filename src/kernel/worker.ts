@@ -11,6 +11,7 @@ import { runOnnxActivationsJob, runOnnxRunJob } from './onnx-job';
 import { runQuantErrorJob } from './quant-error';
 import { runQuantizeRowsJob } from './quantize-job';
 import { runQuantizeRtnJob } from './rtn-job';
+import { runSensitivityJob } from './sensitivity-job';
 import { runAbsMaxProfileJob, runStatsJob } from './stats-job';
 import { instantiateKernel, KernelArena, type KernelInstance } from './wasm';
 
@@ -25,6 +26,7 @@ const HANDLERS: { [K in JobKind]: JobHandler<K> } = {
   onnxActivations: runOnnxActivationsJob,
   onnxRun: runOnnxRunJob,
   matmul: runMatmulJob,
+  sensitivity: runSensitivityJob,
 };
 
 if (!parentPort) throw new Error('worker.ts runs as a worker thread');
@@ -47,6 +49,7 @@ function serve<K extends JobKind>(kind: K): void {
       arena,
       signal,
       progress: (bytesDone, bytesTotal) => endpoint.notify('progress', { job, bytesDone, bytesTotal }),
+      partial: (value) => endpoint.notify('partial', { job, value }),
     });
   };
   endpoint.handle(kind, serveOne);

@@ -6,7 +6,7 @@ import { parseScheme } from '../../core/quant/scheme';
 import type { QuantTarget } from '../../core/sensitivity/formats';
 import type { FormatErrors } from '../../core/sensitivity/types';
 import { KernelPool } from '../../kernel/pool';
-import { poolQuantErrorOracle } from '../../kernel/quant-error';
+import { poolSweepRunner } from '../../kernel/pool-sensitivity';
 import { flag, hasFlag, parseArgs, toJson, type CliContext, type ParsedArgs } from '../io';
 import { TerminalProgress } from '../progress';
 
@@ -50,14 +50,15 @@ export async function sweepFromArgs(ctx: CliContext, p: ParsedArgs, fallbackTarg
   const progress = new TerminalProgress(ctx.stderr);
   const pool = new KernelPool();
   try {
-    return await runSensitivity(p.positional[0]!, {
+    const path = p.positional[0]!;
+    return await runSensitivity(path, {
       target: targetOf(p, types, fallbackTarget),
       types,
       imatrixPath: flag(p, 'imatrix'),
       sampleElements: hasFlag(p, 'full') ? null : undefined,
       seed,
       cacheDir: cacheDirOf(p),
-      oracle: poolQuantErrorOracle(pool),
+      runner: poolSweepRunner(pool, path),
       signal: ctx.signal,
       onProgress: (s) => progress.update(s.workTotal > 0 ? s.workDone / s.workTotal : 1, `sensitivity: ${s.tensorsDone}/${s.tensors} tensors`),
     });

@@ -57,7 +57,34 @@ export interface SweepOptions {
   /** Called as each tensor's results are complete (in completion order). */
   onTensor?: (t: TensorSensitivity) => void;
   files?: FileAccess;
+  /** Who measures the tensors (default: `oracleRunner(oracle)`, in this thread; the kernel pool: src/kernel/pool-sensitivity.ts). */
+  runner?: SweepRunner;
 }
+
+/** One tensor of a sweep: what to measure, and the result its measurement fills (`errors`, `sampledRows`). */
+export interface SweepTensor {
+  tensor: TensorInfo;
+  rows: number;
+  cols: number;
+  formats: QuantFormat[];
+  /** Sorted row indices to measure; null = all. */
+  sample: Int32Array | null;
+  importance: ImportanceEntry | undefined;
+  /** Values measured × formats. */
+  work: number;
+  result: TensorSensitivity;
+}
+
+export interface SweepRunnerHooks {
+  signal?: AbortSignal;
+  /** Units of work done since the last call. */
+  onWork(work: number): void;
+  /** A tensor's `result` is complete. */
+  onTensor(t: SweepTensor): void;
+}
+
+/** Measures the sweep's tensors (largest first), filling each one's `result`. */
+export type SweepRunner = (model: ModelInfo, tensors: readonly SweepTensor[], hooks: SweepRunnerHooks) => Promise<void>;
 
 /** The settings a sweep's results depend on (the cache key's content). */
 export function sweepSettings(options: SweepOptions, imatrixIdentity: SensitivitySettings['imatrix'] = null): SensitivitySettings {
@@ -73,29 +100,17 @@ export function sweepSettings(options: SweepOptions, imatrixIdentity: Sensitivit
   };
 }
 
-interface Job {
-  tensor: TensorInfo;
-  rows: number;
-  cols: number;
-  formats: QuantFormat[];
-  /** Sorted row indices to measure; null = all. */
-  sample: Int32Array | null;
-  importance: ImportanceEntry | undefined;
-  work: number;
-}
-
 /** Measures every tensor of `model`. */
 export async function sweepSensitivity(model: ModelInfo, options: SweepOptions = {}, imatrixIdentity: SensitivitySettings['imatrix'] = null): Promise<SensitivityResult> {
   const started = performance.now();
   const settings = sweepSettings(options, imatrixIdentity);
   const formats = settings.types.map((t) => quantFormat(t, settings.target));
   const explicit = options.types !== undefined;
-  const oracle = options.oracle ?? twinOracle;
-  const files = options.files ?? nodeFileAccess;
+  const runner = options.runner ?? oracleRunner(options.oracle ?? twinOracle, options.files ?? nodeFileAccess);
   const imatrixMissing: string[] = [];
 
   const results: TensorSensitivity[] = [];
-  const jobs: Array<{ job: Job; result: TensorSensitivity }> = [];
+  const jobs: SweepTensor[] = [];
   for (const t of model.tensors) {
     if (isQuantCompanion(t.name)) continue;
     const { rows, cols } = matrixShape(t.shape);
@@ -127,35 +142,26 @@ export async function sweepSensitivity(model: ModelInfo, options: SweepOptions =
     }
     const sample = settings.sampleElements === null || applicable.some(spansRows) ? null : sampleRows(t.name, settings.seed, rows, cols, settings.sampleElements);
     const measured = sample ? sample.length : rows;
-    jobs.push({ job: { tensor: t, rows, cols, formats: applicable, sample, importance, work: measured * cols * applicable.length }, result });
+    jobs.push({ tensor: t, rows, cols, formats: applicable, sample, importance, work: measured * cols * applicable.length, result });
   }
 
-  const progress: SweepProgress = { tensorsDone: 0, tensors: jobs.length, workDone: 0, workTotal: jobs.reduce((s, j) => s + j.job.work, 0) };
+  const progress: SweepProgress = { tensorsDone: 0, tensors: jobs.length, workDone: 0, workTotal: jobs.reduce((s, j) => s + j.work, 0) };
   options.onProgress?.({ ...progress });
   // Largest first so the lanes finish together.
-  const order = [...jobs].sort((a, b) => b.job.work - a.job.work);
-  let next = 0;
-  let failed = false;
-  const lane = async (): Promise<void> => {
-    while (next < order.length && !failed) {
-      throwIfAborted(options.signal);
-      const { job, result } = order[next++];
-      try {
-        await measureTensor(model, job, result, oracle, files, options.signal, (work) => {
-          progress.workDone += work;
-          options.onProgress?.({ ...progress });
-        });
-      } catch (err) {
-        failed = true; // the other lanes stop taking tensors
-        throw err;
-      }
+  const order = [...jobs].sort((a, b) => b.work - a.work);
+  throwIfAborted(options.signal);
+  await runner(model, order, {
+    signal: options.signal,
+    onWork: (work) => {
+      progress.workDone += work;
+      options.onProgress?.({ ...progress });
+    },
+    onTensor: (t) => {
       progress.tensorsDone++;
       options.onProgress?.({ ...progress });
-      options.onTensor?.(result);
-    }
-  };
-  const lanes = Math.max(1, Math.min(order.length, oracle.parallelism * 2));
-  await Promise.all(Array.from({ length: lanes }, lane));
+      options.onTensor?.(t.result);
+    },
+  });
 
   return {
     mode: settings.mode,
@@ -166,6 +172,29 @@ export async function sweepSensitivity(model: ModelInfo, options: SweepOptions =
     ...aggregateSensitivity(results, settings.types),
     imatrixMissing,
     seconds: (performance.now() - started) / 1000,
+  };
+}
+
+/** Measures tensors in this thread through `oracle`, a few at a time (the oracle's parallelism × 2). */
+export function oracleRunner(oracle: QuantErrorOracle, files: FileAccess = nodeFileAccess): SweepRunner {
+  return async (model, tensors, hooks) => {
+    let next = 0;
+    let failed = false;
+    const lane = async (): Promise<void> => {
+      while (next < tensors.length && !failed) {
+        throwIfAborted(hooks.signal);
+        const t = tensors[next++];
+        try {
+          await measureTensor(model, t, oracle, files, hooks.signal, hooks.onWork);
+        } catch (err) {
+          failed = true; // the other lanes stop taking tensors
+          throw err;
+        }
+        hooks.onTensor(t);
+      }
+    };
+    const lanes = Math.max(1, Math.min(tensors.length, oracle.parallelism * 2));
+    await Promise.all(Array.from({ length: lanes }, lane));
   };
 }
 
@@ -211,7 +240,7 @@ export function sampleRows(name: string, seed: number, rows: number, cols: numbe
 }
 
 /** Rows of a tensor as f32, in chunks of consecutive sample positions. */
-async function* readRows(model: ModelInfo, job: Job, files: FileAccess, signal: AbortSignal | undefined): AsyncGenerator<{ rows: Int32Array; values: Float32Array }> {
+async function* readRows(model: ModelInfo, job: SweepTensor, files: FileAccess, signal: AbortSignal | undefined): AsyncGenerator<{ rows: Int32Array; values: Float32Array }> {
   const { tensor, cols, sample } = job;
   const chunkRows = Math.max(1, Math.floor(FULL_CHUNK_ELEMENTS / Math.max(1, cols)));
   if (sample === null || tensor.encoding !== 'raw') {
@@ -264,16 +293,16 @@ interface FormatSums {
   maxAbsErr: number;
 }
 
-async function measureTensor(
+/** Measures one tensor's rows (all, or its sample) at each of its formats and fills `job.result`. */
+export async function measureTensor(
   model: ModelInfo,
-  job: Job,
-  result: TensorSensitivity,
+  job: SweepTensor,
   oracle: QuantErrorOracle,
   files: FileAccess,
   signal: AbortSignal | undefined,
   onWork: (work: number) => void,
 ): Promise<void> {
-  const { cols, formats, importance } = job;
+  const { cols, formats, importance, result } = job;
   const rowsPerMatrix = importance ? job.rows / importance.matrices : job.rows;
   const sums: FormatSums[] = formats.map(() => ({ err: 0, errSq: 0, errNorm: 0, maxAbsErr: 0 }));
   let norm = 0;

@@ -6,7 +6,7 @@ import { runSensitivity, type SensitivityResult, type TensorSensitivity } from '
 import { aggregateSensitivity } from '../../core/sensitivity/aggregate';
 import { nominalBitsPerWeight, quantFormat, type QuantTarget } from '../../core/sensitivity/formats';
 import type { GroupSensitivity } from '../../core/sensitivity/types';
-import { poolQuantErrorOracle } from '../../kernel/quant-error';
+import { poolSweepRunner } from '../../kernel/pool-sensitivity';
 import type { LazyKernelPool } from '../kernel-pool';
 
 /** The budget a plan starts from before the user sets one (clamped to what the model allows). */
@@ -135,7 +135,7 @@ export class SensitivityService implements vscode.Disposable {
               imatrixPath: m.imatrixPath,
               sampleElements: full ? null : undefined,
               cacheDir: this.cacheDir,
-              oracle: poolQuantErrorOracle(this.pool.kernel),
+              runner: poolSweepRunner(this.pool.kernel, m.uri.fsPath),
               signal: controller.signal,
               onProgress: (p) => {
                 const share = p.workTotal > 0 ? p.workDone / p.workTotal : 1;
