@@ -4,13 +4,11 @@
  * `pytorch_model.bin.index.json` shard sets. The pickle is interpreted, never executed (./pickle).
  * Layouts follow torch/serialization.py (`_load`, `_legacy_load`).
  */
-import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
+import { basename, join, relative } from 'node:path';
 import { readExact, type ByteSource } from '../bytesource';
 import { DTYPES, type DType } from '../dtypes';
 import { QuantLensError, throwIfAborted } from '../errors';
 import {
-  MAX_JSON_SIDE_FILE_BYTES,
-  MAX_SHARDS,
   MAX_TENSORS,
   PICKLE_MAX_BYTES,
   PICKLE_MAX_DEPTH,
@@ -31,6 +29,7 @@ import {
   type PyValue,
 } from '../pickle';
 import { entryDataOffset, hasZipMagic, readEntryBytes, readZipDirectory, storedEntryOffset, type ZipArchive } from '../zip';
+import { notInWeightMap, readShardIndex } from './shard-index';
 import type { CheckpointReader, FileAccess, ReadOptions } from './types';
 
 /** torch/serialization.py MAGIC_NUMBER and PROTOCOL_VERSION of legacy files. */
@@ -465,53 +464,10 @@ async function readSingleFile(path: string, files: FileAccess, signal: AbortSign
   }
 }
 
-async function readJsonSideFile(path: string, files: FileAccess): Promise<unknown> {
-  const src = await files.open(path);
-  try {
-    if (src.size > MAX_JSON_SIDE_FILE_BYTES) {
-      throw new QuantLensError('LIMIT_EXCEEDED', `${src.size} bytes exceed the ${MAX_JSON_SIDE_FILE_BYTES}-byte limit for JSON files`, { file: path });
-    }
-    const bytes = await readExact(src, 0, src.size);
-    let text: string;
-    try {
-      text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
-    } catch {
-      throw new QuantLensError('INVALID_UTF8', 'index is not valid UTF-8', { file: path });
-    }
-    try {
-      return JSON.parse(text);
-    } catch (err) {
-      throw new QuantLensError('INVALID_JSON', `index is not valid JSON: ${(err as Error).message}`, { file: path });
-    }
-  } finally {
-    await src.close();
-  }
-}
-
 /** Reads `pytorch_model.bin.index.json` and every shard it names; the weight_map is checked against them. */
 async function readIndex(indexPath: string, files: FileAccess, signal: AbortSignal | undefined): Promise<ModelInfo> {
-  const index = await readJsonSideFile(indexPath, files);
-  const weightMap = (index as { weight_map?: unknown } | null)?.weight_map;
-  if (typeof weightMap !== 'object' || weightMap === null || Array.isArray(weightMap)) {
-    throw new QuantLensError('INVALID_HEADER', 'index has no "weight_map" object', { file: indexPath });
-  }
-  const dir = dirname(indexPath);
-  const expected = new Map<string, string>();
-  for (const [tensor, shard] of Object.entries(weightMap as Record<string, unknown>)) {
-    if (typeof shard !== 'string') {
-      throw new QuantLensError('INVALID_HEADER', `weight_map entry is a ${typeof shard}, must be a file name`, { file: indexPath, tensor });
-    }
-    const full = resolve(dir, shard);
-    const rel = relative(dir, full);
-    if (shard === '' || isAbsolute(shard) || rel === '' || rel.startsWith('..') || isAbsolute(rel)) {
-      throw new QuantLensError('UNSAFE_PATH', `shard "${shard}" is outside the index's folder`, { file: indexPath });
-    }
-    expected.set(tensor, full);
-  }
-  const shards = [...new Set(expected.values())].sort();
-  if (shards.length > MAX_SHARDS) {
-    throw new QuantLensError('LIMIT_EXCEEDED', `index names ${shards.length} shards, the limit is ${MAX_SHARDS}`, { file: indexPath });
-  }
+  const index = await readShardIndex(indexPath, files);
+  const { dir, expectedShard: expected, shards } = index;
   for (const shard of shards) {
     if (!(await files.exists(shard))) throw new QuantLensError('MISSING_SHARD', `missing shard ${relative(dir, shard)}`, { file: shard });
   }
@@ -537,11 +493,7 @@ async function readIndex(indexPath: string, files: FileAccess, signal: AbortSign
       throw new QuantLensError('TENSOR_NOT_FOUND', `weight_map puts tensor in ${relative(dir, shard)}, which does not hold it`, { file: shard, tensor });
     }
   }
-  for (const t of model.tensors) {
-    if (!expected.has(t.name)) {
-      model.diagnostics.push({ severity: 'warning', code: 'NOT_IN_WEIGHT_MAP', message: `tensor is in ${relative(dir, t.file)} but not in the index's weight_map`, tensor: t.name, file: t.file });
-    }
-  }
+  model.diagnostics.push(...notInWeightMap(index, model.tensors));
   return model;
 }
 

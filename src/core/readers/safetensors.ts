@@ -5,12 +5,11 @@
  * size with checked arithmetic, and the last tensor ends exactly at the end of the file.
  * Only the header is read, never tensor data.
  */
-import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
+import { join, relative } from 'node:path';
 import { readExact, type ByteSource } from '../bytesource';
 import { isDType, type DType } from '../dtypes';
 import { QuantLensError, throwIfAborted } from '../errors';
 import {
-  MAX_JSON_SIDE_FILE_BYTES,
   MAX_SHARDS,
   MAX_TENSOR_DIMS,
   MAX_TENSORS,
@@ -18,6 +17,7 @@ import {
   SHARD_OPEN_CONCURRENCY,
 } from '../limits';
 import type { Diagnostic, MetadataValue, ModelInfo, TensorInfo } from '../model';
+import { notInWeightMap, readShardIndex } from './shard-index';
 import type { CheckpointReader, FileAccess, ReadOptions } from './types';
 
 /**
@@ -345,60 +345,10 @@ async function mapLimited<T, R>(items: readonly T[], limit: number, work: (item:
   return results;
 }
 
-async function readJsonSideFile(path: string, files: FileAccess): Promise<unknown> {
-  const src = await files.open(path);
-  try {
-    if (src.size > MAX_JSON_SIDE_FILE_BYTES) {
-      throw new QuantLensError('LIMIT_EXCEEDED', `${src.size} bytes exceed the ${MAX_JSON_SIDE_FILE_BYTES}-byte limit for JSON files`, {
-        file: path,
-      });
-    }
-    const bytes = await readExact(src, 0, src.size);
-    let text: string;
-    try {
-      text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
-    } catch {
-      throw new QuantLensError('INVALID_UTF8', 'index is not valid UTF-8', { file: path });
-    }
-    try {
-      return JSON.parse(text);
-    } catch (err) {
-      throw new QuantLensError('INVALID_JSON', `index is not valid JSON: ${(err as Error).message}`, { file: path });
-    }
-  } finally {
-    await src.close();
-  }
-}
-
-/** A shard named by an index must stay inside the index's folder. */
-function shardPath(dir: string, name: string, indexPath: string): string {
-  const full = resolve(dir, name);
-  const rel = relative(dir, full);
-  if (name === '' || isAbsolute(name) || rel === '' || rel.startsWith('..') || isAbsolute(rel)) {
-    throw new QuantLensError('UNSAFE_PATH', `shard "${name}" is outside the index's folder`, { file: indexPath });
-  }
-  return full;
-}
-
 /** Opens every shard of a `*.safetensors.index.json` and checks its `weight_map` against them. */
 export async function readSafetensorsIndex(indexPath: string, files: FileAccess, options: ReadOptions = {}): Promise<ModelInfo> {
-  const index = await readJsonSideFile(indexPath, files);
-  const weightMap = (index as { weight_map?: unknown } | null)?.weight_map;
-  if (typeof weightMap !== 'object' || weightMap === null || Array.isArray(weightMap)) {
-    throw new QuantLensError('INVALID_HEADER', 'index has no "weight_map" object', { file: indexPath });
-  }
-  const dir = dirname(indexPath);
-  const expectedShard = new Map<string, string>();
-  for (const [tensor, shard] of Object.entries(weightMap as Record<string, unknown>)) {
-    if (typeof shard !== 'string') {
-      throw new QuantLensError('INVALID_HEADER', `weight_map entry is a ${typeof shard}, must be a file name`, { file: indexPath, tensor });
-    }
-    expectedShard.set(tensor, shardPath(dir, shard, indexPath));
-  }
-  const shards = [...new Set(expectedShard.values())].sort();
-  if (shards.length > MAX_SHARDS) {
-    throw new QuantLensError('LIMIT_EXCEEDED', `index names ${shards.length} shards, the limit is ${MAX_SHARDS}`, { file: indexPath });
-  }
+  const index = await readShardIndex(indexPath, files);
+  const { dir, expectedShard, shards } = index;
   const present = await mapLimited(shards, SHARD_OPEN_CONCURRENCY, (p) => files.exists(p));
   const missing = shards.filter((_, i) => !present[i]);
   if (missing.length > 0) {
@@ -423,18 +373,8 @@ export async function readSafetensorsIndex(indexPath: string, files: FileAccess,
       });
     }
   }
-  for (const t of model.info.tensors) {
-    if (!expectedShard.has(t.name)) {
-      model.info.diagnostics.push({
-        severity: 'warning',
-        code: 'NOT_IN_WEIGHT_MAP',
-        message: `tensor is in ${relative(dir, t.file)} but not in the index's weight_map`,
-        tensor: t.name,
-        file: t.file,
-      });
-    }
-  }
-  const totalSize = (index as { metadata?: { total_size?: unknown } }).metadata?.total_size;
+  model.info.diagnostics.push(...notInWeightMap(index, model.info.tensors));
+  const totalSize = (index.json as { metadata?: { total_size?: unknown } }).metadata?.total_size;
   if (typeof totalSize === 'number') {
     const bytes = model.info.tensors.reduce((s, t) => s + t.byteLength, 0);
     if (totalSize !== bytes) {
