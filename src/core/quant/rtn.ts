@@ -31,6 +31,7 @@
  * of the SIMD kernel.
  */
 import { QuantLensError } from '../errors';
+import { codeValue } from '../stats/decode';
 import type { Fp8Scheme, IntScheme, QuantScheme } from './scheme';
 
 const fr = Math.fround;
@@ -388,17 +389,15 @@ export function encodeFp8(v: number, format: 'e4m3' | 'e5m2'): number {
   return sign | Math.min(code, f.maxCode);
 }
 
+/** The f32 values of the 256 codes of each FP8 format, from the one bit-level decoder (stats/decode.ts). */
+const FP8_VALUES = {
+  e4m3: Float32Array.from({ length: 256 }, (_, c) => codeValue('F8_E4M3', c)),
+  e5m2: Float32Array.from({ length: 256 }, (_, c) => codeValue('F8_E5M2', c)),
+};
+
 /** The f32 value of an FP8 code. */
 export function decodeFp8(code: number, format: 'e4m3' | 'e5m2'): number {
-  const f = FP8_FORMATS[format];
-  const sign = code & 0x80 ? -1 : 1;
-  const exp = (code & 0x7f) >> f.manBits;
-  const man = code & ((1 << f.manBits) - 1);
-  const expMax = (1 << (7 - f.manBits)) - 1;
-  if (format === 'e4m3' && (code & 0x7f) === 0x7f) return NaN;
-  if (format === 'e5m2' && exp === expMax) return man === 0 ? sign * Infinity : NaN;
-  if (exp === 0) return sign * man * 2 ** (1 - f.bias - f.manBits);
-  return sign * (1 + man / (1 << f.manBits)) * 2 ** (exp - f.bias);
+  return FP8_VALUES[format][code & 0xff]!;
 }
 
 /** FP8 with one scale per group of `group` values along each row (per tensor: one row, one group). */
