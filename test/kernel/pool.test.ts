@@ -2,7 +2,7 @@
 // errors crossing as QuantLensErrors, abort within 0.5 s, dispose.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readlinkSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, test } from 'node:test';
@@ -139,13 +139,36 @@ test('quantlens stats --json on a built safetensors file; Ctrl-C exits 3 within 
   writeFileSync(big, Buffer.concat([head, Buffer.from(header)]));
   truncateSync(big, 8 + header.length + (1 << 30));
   const child = spawn(process.execPath, [cli, 'stats', big], { stdio: ['ignore', 'pipe', 'pipe'] });
-  await new Promise((r) => setTimeout(r, 400));
+  // Interrupt once the run is under way (the file is open), however long Node takes to start on a loaded machine.
+  await waitUntil(() => openFiles(child.pid!).some((f) => f.endsWith('big.safetensors')), 20_000);
   const t0 = performance.now();
   child.kill('SIGINT');
   const code = await new Promise<number | null>((r) => child.on('exit', r));
   assert.equal(code, 3);
   assert.ok(performance.now() - t0 < 500, `exited ${Math.round(performance.now() - t0)} ms after SIGINT`);
 });
+
+function openFiles(pid: number): string[] {
+  try {
+    return readdirSync(`/proc/${pid}/fd`).map((fd) => {
+      try {
+        return readlinkSync(`/proc/${pid}/fd/${fd}`);
+      } catch {
+        return '';
+      }
+    });
+  } catch {
+    return [];
+  }
+}
+
+async function waitUntil(ready: () => boolean, timeoutMs: number): Promise<void> {
+  const t0 = performance.now();
+  while (!ready()) {
+    if (performance.now() - t0 > timeoutMs) throw new Error(`not ready after ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
 
 function runCli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((done) => {
