@@ -32,6 +32,18 @@ export function generatedManyTensorGguf(): string {
   return path;
 }
 
+/** Gaussian-like weights with a few outliers, [rows, cols], from a fixed xorshift seed (the quantizer benches). */
+export function benchWeights(rows: number, cols: number): Float32Array {
+  const x = new Float32Array(rows * cols);
+  let s = 12345;
+  const rnd = () => {
+    s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0;
+    return s / 4294967296;
+  };
+  for (let i = 0; i < x.length; i++) x[i] = (rnd() + rnd() + rnd() - 1.5) * 0.04 * (rnd() < 0.001 ? 30 : 1);
+  return x;
+}
+
 export interface ChildRun {
   seconds: number;
   peakRssMB: number;

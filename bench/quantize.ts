@@ -3,19 +3,7 @@ import { GGUF_QUANT_TYPES, quantUsesImatrix, quantizeRows, quantizedRowBytes } f
 import { quantScratchBytes, quantizeInPlace } from '../src/kernel/quantize';
 import { KernelPool } from '../src/kernel/pool';
 import { instantiateKernel } from '../src/kernel/wasm';
-import { medianMs, printTable } from './common';
-
-/** Gaussian-like weights with a few outliers, [rows, cols]. */
-function weights(rows: number, cols: number): Float32Array {
-  const x = new Float32Array(rows * cols);
-  let s = 12345;
-  const rnd = () => {
-    s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0;
-    return s / 4294967296;
-  };
-  for (let i = 0; i < x.length; i++) x[i] = (rnd() + rnd() + rnd() - 1.5) * 0.04 * (rnd() < 0.001 ? 30 : 1);
-  return x;
-}
+import { benchWeights, medianMs, printTable } from './common';
 
 /**
  * ns/element of every GGUF quantizer: through the pool with 2 workers (f32 rows in, blocks out), and
@@ -27,7 +15,7 @@ export async function benchQuantize(): Promise<void> {
   const rows = 512;
   const twinRows = 16;
   const cols = 1024;
-  const x = weights(rows, cols);
+  const x = benchWeights(rows, cols);
   const imatrix = Float32Array.from({ length: cols }, (_, j) => 0.5 + ((j * 7919) % 1000) / 1000);
   const kernel = instantiateKernel(64 << 20);
   const scratch = kernel.heapBase;

@@ -2,24 +2,12 @@ import { dequantizeRtn, quantizeRtn } from '../src/core/quant/rtn';
 import { parseScheme } from '../src/core/quant/scheme';
 import { quantizeRtnWithKernel } from '../src/kernel/rtn';
 import { instantiateKernel } from '../src/kernel/wasm';
-import { medianMs, printTable } from './common';
+import { benchWeights, medianMs, printTable } from './common';
 
 const SCHEMES = [
   'int8-ch-sym', 'int8-t-asym', 'int4-g32-sym', 'int4-g128-sym', 'int4-g128-asym', 'int4-g32-sym-mse', 'int4-g128-asym-mse',
   'nf4-g64', 'nf4-g64-dq', 'nf4-g64-mse', 'fp8-e4m3-ch',
 ];
-
-/** Gaussian-like weights with a few outliers, [rows, cols]. */
-function weights(rows: number, cols: number): Float32Array {
-  const x = new Float32Array(rows * cols);
-  let s = 12345;
-  const rnd = () => {
-    s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0;
-    return s / 4294967296;
-  };
-  for (let i = 0; i < x.length; i++) x[i] = (rnd() + rnd() + rnd() - 1.5) * 0.04 * (rnd() < 0.001 ? 30 : 1);
-  return x;
-}
 
 /**
  * ns/element of each RTN scheme, one thread: the kernel through its binding (copies in and out
@@ -29,7 +17,7 @@ export async function benchRtn(): Promise<void> {
   const rows = 1024;
   const cols = 1024;
   const n = rows * cols;
-  const x = weights(rows, cols);
+  const x = benchWeights(rows, cols);
   const kernel = instantiateKernel(64 << 20);
   const table: Array<Array<string | number>> = [];
   for (const name of SCHEMES) {
