@@ -10,12 +10,13 @@
  */
 import { QuantLensError, throwIfAborted } from '../errors';
 import { encodeGgufHeader, layoutGgufTensorData } from '../gguf/write';
+import type { ImportanceEntry, ImportanceMatrix } from '../imatrix';
 import type { MetadataValue } from '../model';
 import { f32Bits } from '../quant/fp16';
 import { fround } from '../quant/ggml-float';
 import { DEFAULT_HISTOGRAM_BINS, statsFromCodeTable, type TensorStats } from '../stats/stats';
 import { chunkInput, chunkPlan, evalTokens } from './eval';
-import type { ActivationSite, LlamaModel, NumericMode } from './llama';
+import type { ActivationSite, LlamaModel, MatmulBackend, NumericMode } from './llama';
 
 export interface CalibrateOptions {
   ctx?: number;
@@ -25,6 +26,8 @@ export interface CalibrateOptions {
   bins?: number;
   /** Collect `output.weight`'s input too (llama-imatrix --process-output). */
   processOutput?: boolean;
+  /** Runs the exact mode's matrix products (e.g. in a kernel); plain TypeScript when absent. */
+  backend?: MatmulBackend;
   signal?: AbortSignal;
   onProgress?(done: number, total: number): void;
 }
@@ -190,7 +193,7 @@ export async function calibrate(model: LlamaModel, text: Uint8Array | string, op
   let count = 0;
   for (let c = 0; c < nChunks; c++) {
     throwIfAborted(options.signal);
-    const logits = await model.forward(chunkInput(tokens, c, ctx, bos), { mode, observer, logitsFrom: first, signal: options.signal });
+    const logits = await model.forward(chunkInput(tokens, c, ctx, bos), { mode, observer, logitsFrom: first, backend: options.backend, signal: options.signal });
     for (let j = first; j < ctx - 1; j++) {
       const row = (j - first) * vocab;
       let max = -Infinity;
@@ -239,4 +242,19 @@ export function encodeImatrixGguf(imatrix: Map<string, ImatrixEntry>, info: { da
 export function bf16Code(v: number): number {
   const b = f32Bits(v);
   return (b & 0x7fffffff) > 0x7f800000 ? ((b >>> 16) | 0x40) & 0xffff : ((b + 0x7fff + ((b >>> 16) & 1)) >>> 16) & 0xffff;
+}
+
+/**
+ * A calibration's importance matrix in the form the sensitivity sweep and the quantizers read from
+ * imatrix files: mean squared activation per column (Σx² ÷ tokens).
+ */
+export function toImportanceMatrix(imatrix: ReadonlyMap<string, ImatrixEntry>, info: { file: string; datasets: string[]; chunkCount: number }): ImportanceMatrix {
+  const entries = new Map<string, ImportanceEntry>();
+  for (const [name, e] of imatrix) {
+    const weights = new Float32Array(e.sum2.length);
+    // As the imatrix file reader: no tokens seen → uniform weights.
+    for (let i = 0; i < weights.length; i++) weights[i] = e.count > 0 ? e.sum2[i] / e.count : 1;
+    entries.set(name, { name, columns: e.sum2.length, matrices: 1, weights });
+  }
+  return { format: 'gguf', file: info.file, entries, datasets: info.datasets, chunkCount: info.chunkCount };
 }

@@ -10,13 +10,19 @@
 import { QuantLensError, throwIfAborted } from '../errors';
 import { EVAL_TEXT_MAX_BYTES } from '../limits';
 import { fround, nearestInt } from '../quant/ggml-float';
-import type { LlamaModel, NumericMode } from './llama';
+import type { LlamaModel, MatmulBackend, NumericMode } from './llama';
 
 export interface EvalOptions {
   ctx?: number;
   /** At most this many chunks (default: all whole chunks). */
   chunks?: number;
   mode?: NumericMode;
+  /** Runs the exact mode's matrix products (e.g. in a kernel); plain TypeScript when absent. */
+  backend?: MatmulBackend;
+  /** Replacement values of some weights in the evaluated model (ForwardOptions.weightOverrides). */
+  weightOverrides?: ReadonlyMap<string, Float32Array>;
+  /** Per chunk, where its forward pass may resume (ForwardOptions.resumeAt); from the start when it returns undefined. */
+  resumeAt?(chunk: number): { layer: number; residual: Float32Array } | undefined;
   signal?: AbortSignal;
   onProgress?(done: number, total: number): void;
 }
@@ -156,7 +162,7 @@ export async function scoredLogits(model: LlamaModel, text: Uint8Array | string,
   const bos = model.tokenizer!.vocab.addBos ? model.tokenizer!.vocab.bosId : null;
   const chunks: Float32Array[] = [];
   for (let c = 0; c < nChunks; c++) {
-    chunks.push(await model.forward(chunkInput(tokens, c, ctx, bos), { mode, logitsFrom: ctx >> 1, signal: options.signal }));
+    chunks.push(await model.forward(chunkInput(tokens, c, ctx, bos), { mode, logitsFrom: ctx >> 1, backend: options.backend, signal: options.signal }));
     options.onProgress?.(c + 1, nChunks);
   }
   return { tokens, ctx, mode, vocabSize: model.config.vocabSize, chunks };
@@ -169,7 +175,7 @@ export async function evaluate(model: LlamaModel, text: Uint8Array | string, bas
   const tokens = evalTokens(model, text);
   let baseRef: ScoredLogits | null = null;
   if (base) {
-    baseRef = 'forward' in base ? await scoredLogits(base, text, { ...options, onProgress: undefined }) : base;
+    baseRef = 'forward' in base ? await scoredLogits(base, text, { ...options, weightOverrides: undefined, resumeAt: undefined, onProgress: undefined }) : base;
     if (baseRef.ctx !== ctx || baseRef.mode !== mode) throw new QuantLensError('USAGE', 'the base logits were computed with another context size or numeric mode');
     if (baseRef.tokens.length !== tokens.length || baseRef.tokens.some((t, i) => t !== tokens[i])) {
       throw new QuantLensError('USAGE', 'the base model tokenizes the text differently: KL divergence needs the same vocabulary');
@@ -190,7 +196,14 @@ export async function evaluate(model: LlamaModel, text: Uint8Array | string, bas
   for (let c = 0; c < nChunks; c++) {
     throwIfAborted(options.signal);
     const input = chunkInput(tokens, c, ctx, bos);
-    const logits = await model.forward(input, { mode, logitsFrom: first, signal: options.signal });
+    const logits = await model.forward(input, {
+      mode,
+      logitsFrom: first,
+      backend: options.backend,
+      weightOverrides: options.weightOverrides,
+      resumeAt: options.resumeAt?.(c),
+      signal: options.signal,
+    });
     const baseLogits = baseRef ? baseRef.chunks[c] : null;
     for (let j = first; j < ctx - 1; j++) {
       const row = (j - first) * vocab;

@@ -68,6 +68,16 @@ export interface ForwardOptions {
   observer?: ActivationObserver;
   /** Runs the exact mode's products (e.g. in the kernel pool); plain TypeScript when absent. */
   backend?: MatmulBackend;
+  /**
+   * f32 values [rows, cols] (rows in Meta/GGUF order) used instead of a weight's own, by llama.cpp name
+   * (`blk.3.attn_q.weight`, `token_embd.weight`, `output.weight`): e.g. a quantized-and-dequantized copy.
+   */
+  weightOverrides?: ReadonlyMap<string, Float32Array>;
+  /**
+   * Start at block `layer` from the residual stream [n, dim] entering it (what the `residual` site of
+   * block layer − 1 saw; `layer` = the block count runs only the head): reuses an earlier run's prefix.
+   */
+  resumeAt?: { layer: number; residual: Float32Array };
   signal?: AbortSignal;
 }
 
@@ -121,6 +131,12 @@ export class LinearWeight {
 /** Computes y = x · wᵀ somewhere else (the kernel pool) in the exact mode. */
 export interface MatmulBackend {
   linear(x: Float32Array, n: number, w: LinearWeight, signal?: AbortSignal): Promise<Float32Array>;
+}
+
+/** A weight with replacement f32 values, keeping its name and shape. */
+function overrideWeight(w: LinearWeight, values: Float32Array): LinearWeight {
+  if (values.length !== w.rows * w.cols) throw new QuantLensError('USAGE', `${values.length} override values for ${w.name} [${w.rows}, ${w.cols}]`, { tensor: w.name });
+  return new LinearWeight(w.name, 'F32', w.rows, w.cols, null, values);
 }
 
 function decodeBytes(dtype: DType, bytes: Uint8Array, count: number, name: string): Float32Array {
@@ -226,6 +242,27 @@ export class LlamaModel {
     return new LlamaModel(info, config, tokenizer, tensors, scheme, files, options.cacheWeights ?? totalBytes < 2 ** 31);
   }
 
+  /** The file's tensor behind a llama.cpp name (`blk.0.attn_q.weight`), if the model has it. */
+  tensorInfo(canonical: string): TensorInfo | undefined {
+    return this.tensors.get(canonical);
+  }
+
+  /**
+   * A matrix weight by llama.cpp name (`blk.N.<role>.weight`, `token_embd.weight`, `output.weight`; the
+   * embedding when the output is tied), rows in Meta/GGUF order: the values `weightOverrides` replace.
+   */
+  async matrix(canonical: string): Promise<LinearWeight> {
+    const c = this.config;
+    if (canonical === 'token_embd.weight') return (this.embedCache ??= await this.loadLinear(canonical, c.vocabSize, c.dim));
+    if (canonical === 'output.weight') return (await this.head()).output;
+    const m = /^blk\.(\d+)\.(\w+)\.weight$/.exec(canonical);
+    const layer = m ? Number(m[1]) : -1;
+    if (!m || layer >= c.layers || !(LINEAR_ROLES as readonly string[]).includes(m[2])) {
+      throw new QuantLensError('TENSOR_NOT_FOUND', `${canonical} is not a matrix of this model`, { tensor: canonical });
+    }
+    return (await this.block(layer)).linear[m[2] as LinearRole];
+  }
+
   /** The llama.cpp names of the linear weights of block `layer`. */
   linearNames(layer: number): Record<LinearRole, string> {
     return Object.fromEntries(LINEAR_ROLES.map((r) => [r, `blk.${layer}.${r}.weight`])) as Record<LinearRole, string>;
@@ -239,13 +276,21 @@ export class LlamaModel {
     const from = options.logitsFrom ?? 0;
     const observe = options.observer;
     const backend = mode === 'exact' ? options.backend : undefined;
-    const lin = (input: Float32Array, rows: number, w: LinearWeight): Promise<Float32Array> =>
-      backend ? backend.linear(input, rows, w, options.signal) : linear(input, rows, w, mode);
+    const overrides = options.weightOverrides;
+    const lin = (input: Float32Array, rows: number, stored: LinearWeight): Promise<Float32Array> => {
+      const values = overrides?.get(stored.name);
+      const w = values ? overrideWeight(stored, values) : stored;
+      return backend ? backend.linear(input, rows, w, options.signal) : linear(input, rows, w, mode);
+    };
     if (!this.rope || this.rope.cos.length < n * (c.ropeDims / 2)) this.rope = ropeTables(Math.max(n, 64), c.ropeDims, c.ropeTheta);
-    const x = await this.embed(tokens);
+    const resume = options.resumeAt;
+    if (resume && (!(resume.layer >= 0 && resume.layer <= c.layers) || resume.residual.length !== n * c.dim)) {
+      throw new QuantLensError('USAGE', `cannot resume at block ${resume.layer} from ${resume.residual.length} values (${n} tokens of ${c.dim})`);
+    }
+    const x = resume ? resume.residual.slice() : await this.embed(tokens, overrides?.get('token_embd.weight'));
     const h = new Float32Array(n * c.dim);
     const attn = new Float32Array(n * c.heads * c.headDim);
-    for (let l = 0; l < c.layers; l++) {
+    for (let l = resume?.layer ?? 0; l < c.layers; l++) {
       throwIfAborted(options.signal);
       const b = await this.block(l);
       const names = this.linearNames(l);
@@ -288,10 +333,14 @@ export class LlamaModel {
     return lin(normed, rows, head.output);
   }
 
-  private async embed(tokens: Int32Array): Promise<Float32Array> {
+  private async embed(tokens: Int32Array, override?: Float32Array): Promise<Float32Array> {
     const c = this.config;
     const x = new Float32Array(tokens.length * c.dim);
     for (const id of tokens) if (!(id >= 0 && id < c.vocabSize)) throw new QuantLensError('USAGE', `token id ${id} is outside the vocabulary of ${c.vocabSize}`);
+    if (override) {
+      for (let i = 0; i < tokens.length; i++) x.set(override.subarray(tokens[i] * c.dim, (tokens[i] + 1) * c.dim), i * c.dim);
+      return x;
+    }
     const t = this.tensor('token_embd.weight');
     if (!this.cacheWeights && t.encoding === 'raw' && (isPlainDType(t.dtype) || isDequantizable(t.dtype))) {
       // Streaming: read only the rows of the tokens at hand.

@@ -95,3 +95,15 @@ export const GGUF_ROW_FALLBACK: Partial<Record<GgufQuantType, DType>> = {
   TQ1_0: 'Q4_0',
   TQ2_0: 'Q4_0',
 };
+
+/**
+ * Formats measured on a tensor of this shape: those that apply; the GGUF fallback types only where
+ * no 256-block type fits, unless the formats were asked for explicitly.
+ */
+export function candidateFormatsFor(shape: readonly number[], formats: readonly QuantFormat[], explicit: boolean): QuantFormat[] {
+  const applies = formats.filter((f) => formatApplies(f, shape));
+  if (explicit) return applies;
+  const fallbacks = new Set<string>(GGUF_FALLBACK_CANDIDATES);
+  const kQuantFits = applies.some((f) => f.target === 'gguf' && !fallbacks.has(f.name) && rowMultiple(f) === 256);
+  return applies.filter((f) => !(kQuantFits && fallbacks.has(f.name)));
+}

@@ -64,6 +64,44 @@ export interface SensitivitySettings {
   seed: number;
   /** Identity of the importance matrix (path, size, mtime), part of the cache key. */
   imatrix: { path: string; size: number; mtimeMs: number } | null;
+  /** `kld` mode: how the KL divergences were measured. */
+  kld?: KldSettings;
+}
+
+/** What quantizing together means in a `kld` sweep: each tensor alone, each layer's tensors, or one role across every layer. */
+export type KldUnit = 'tensor' | 'layer' | 'role';
+
+export interface KldSettings {
+  by: KldUnit;
+  ctx: number;
+  /** Chunks of the calibration text evaluated (llama-perplexity chunking). */
+  chunks: number;
+  numericMode: 'exact' | 'llama.cpp';
+  /** sha256 of the calibration text. */
+  textHash: string;
+}
+
+/** One unit of a `kld` sweep quantized to one format at a time, as measured. */
+export interface KldGroup {
+  /** The layer for units by layer, else null; the role for units by role or tensor, else 'all'. */
+  layer: number | null;
+  role: Role | 'all';
+  tensors: string[];
+  /** Mean KL divergence against the original model per format; null where the format applies to none of the tensors. */
+  kld: Record<string, number | null>;
+  /** Perplexity with the unit quantized, per format. */
+  ppl: Record<string, number | null>;
+}
+
+/** How well an estimate's ranking of the units agrees with the measured KL divergence. */
+export interface RankAgreement {
+  estimate: 'weights' | 'imatrix';
+  /** A format, or 'all': every (unit, format) pair pooled (inflated by the formats' own spread). */
+  format: string;
+  /** Units compared. */
+  units: number;
+  /** Spearman's rank correlation (average ranks for ties); null with fewer than 3 units or a constant side. */
+  spearman: number | null;
 }
 
 export interface SensitivityResult {
@@ -81,4 +119,10 @@ export interface SensitivityResult {
   /** Tensors the importance matrix had no entry for (measured unweighted). */
   imatrixMissing: string[];
   seconds: number;
+  /** `kld` mode: each unit's measurements (per tensor they are also in `tensors[].errors[].kld`). */
+  kldGroups?: KldGroup[];
+  /** `kld` mode: perplexity of the unquantized model on the calibration text. */
+  basePpl?: number;
+  /** `kld` mode, when compared: the `weights`/`imatrix` estimates' rank agreement with the measured KLD. */
+  rankCorrelation?: RankAgreement[];
 }
