@@ -4,7 +4,8 @@ import type { CliCommand } from './io';
 const USAGE = `usage: quantlens <command> [options]
 
 commands:
-  inspect <file|folder> [--json] [--full-metadata]   model summary and tensor table
+  inspect <file|folder> [--json] [--full-metadata] [--limit N]
+                                                     model summary and tensor table (first N rows)
   stats <file> [--tensor NAME]... [--bins N] [--json] per-tensor statistics and histograms
   quantize <in> [-o <out>] (--type T | --plan plan.json) [--json]
         GGUF: T = a GGUF type or llama.cpp preset [--pure] [--allow-requantize] [--imatrix F] [--tensor-type REGEX=TYPE]...

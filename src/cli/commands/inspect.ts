@@ -9,6 +9,9 @@ import { flag, hasFlag, parseArgs, toJson, type CliContext } from '../io';
 export async function inspectCommand(ctx: CliContext): Promise<void> {
   const p = parseArgs(ctx.args, { booleans: ['json', 'full-metadata'], values: ['limit'] });
   if (p.positional.length !== 1) throw new QuantLensError('USAGE', 'inspect takes one file or folder');
+  const limitText = flag(p, 'limit');
+  const limit = limitText === undefined ? Infinity : Number(limitText);
+  if (limitText !== undefined && !/^\d+$/.test(limitText)) throw new QuantLensError('USAGE', `--limit wants a number of table rows, got ${limitText}`);
   const model = await openModel(p.positional[0], { signal: ctx.signal });
   const totals = summarizeModel(model);
   const rows = model.tensors.map(tensorRow);
@@ -35,7 +38,6 @@ export async function inspectCommand(ctx: CliContext): Promise<void> {
     out.push(`  ${dtype.padEnd(8)} ${String(d.tensors).padStart(7)} tensors ${d.params.toLocaleString('en-US').padStart(16)} params ${d.bytes.toLocaleString('en-US').padStart(16)} bytes`);
   }
   for (const d of model.diagnostics) out.push(`  ${d.severity}[${d.code}]: ${d.message}${d.tensor ? ` (tensor ${d.tensor})` : ''}`);
-  const limit = Number(flag(p, 'limit') ?? Infinity);
   const nameWidth = Math.min(60, Math.max(4, ...rows.slice(0, 1000).map((r) => r.name.length)));
   out.push('');
   out.push(`${'name'.padEnd(nameWidth)}  ${'dtype'.padEnd(8)} ${'shape'.padEnd(18)} ${'bytes'.padStart(12)}  layer role`);

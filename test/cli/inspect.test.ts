@@ -1,0 +1,32 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { inspectCommand } from '../../src/cli/commands/inspect';
+import { safetensorsBytes } from '../fixtures/safetensors-builder';
+
+async function inspect(args: string[]): Promise<string> {
+  let out = '';
+  const stdout = { write: (s: string) => ((out += s), true) } as unknown as NodeJS.WritableStream;
+  await inspectCommand({ args, stdout, stderr: stdout, signal: new AbortController().signal });
+  return out;
+}
+
+test('inspect --limit N shows the first N table rows; a limit that is not a row count is a USAGE error', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'ql-cli-inspect-'));
+  try {
+    const file = join(dir, 'm.safetensors');
+    writeFileSync(file, safetensorsBytes(['a', 'b', 'c'].map((name) => ({ name: `${name}.weight`, dtype: 'F32', shape: [2, 2] }))));
+    const out = await inspect([file, '--limit', '2']);
+    assert.match(out, /a\.weight/);
+    assert.match(out, /b\.weight/);
+    assert.doesNotMatch(out, /c\.weight/);
+    assert.match(out, /… 1 more/);
+    for (const bad of ['abc', '-1', '1.5', '']) {
+      await assert.rejects(inspect([file, '--limit', bad]), (e: { code?: string }) => e.code === 'USAGE', `--limit ${bad}`);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
