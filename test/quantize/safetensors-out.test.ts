@@ -387,6 +387,27 @@ test('a NaN or Inf in a weight to quantize is a NON_FINITE error for every layou
   }
 });
 
+test('a model with no tensor the scheme quantizes gets an error that says why', async () => {
+  const dir = scratch();
+  try {
+    const rnn = join(dir, 'rnn.safetensors');
+    writeFileSync(rnn, safetensorsBytes([{ name: 'rnn.weight_ih', dtype: 'F32', shape: [8, 32] }, { name: 'rnn.bias', dtype: 'F32', shape: [8] }]));
+    await assert.rejects(
+      quantizeToSafetensors(rnn, join(dir, 'out'), { scheme: 'int4-g32-sym' }),
+      (e: { code?: string; message: string }) => e.code === 'USAGE' && /2-D Linear weights/.test(e.message),
+    );
+    const narrow = join(dir, 'narrow.safetensors');
+    writeFileSync(narrow, safetensorsBytes([{ name: 'proj.weight', dtype: 'F32', shape: [4, 48] }]));
+    await assert.rejects(
+      quantizeToSafetensors(narrow, join(dir, 'out'), { scheme: 'int4-g32-sym' }),
+      (e: { code?: string; message: string }) => e.code === 'USAGE' && /proj\.weight: /.test(e.message),
+    );
+    assert.deepEqual(readdirSync(dir).sort(), ['narrow.safetensors', 'rnn.safetensors']);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 function cliContext(args: string[]) {
   let stdout = '';
   const sink = (write: (s: string) => void) => ({ write: (s: string) => (write(s), true) }) as unknown as NodeJS.WritableStream;

@@ -644,7 +644,15 @@ export async function quantizeToSafetensors(input: string, output: string, optio
     assignment.delete(name);
     diagnostics.push({ severity: 'warning', code: 'LEFT_IN_FLOAT', tensor: name, message: `${why}: kept as ${t.dtype}` });
   }
-  if (assignment.size === 0) throw new QuantLensError('USAGE', 'no tensor of this model is quantized by the given scheme or plan');
+  if (assignment.size === 0) {
+    const unfit = diagnostics.find((d) => d.code === 'LEFT_IN_FLOAT');
+    const why = unfit
+      ? `${unfit.tensor}: ${unfit.message}`
+      : options.scheme !== undefined
+        ? 'a scheme quantizes the 2-D Linear weights (names ending in .weight, embeddings, norms and the output head aside), and this model has none; name tensors with a plan to quantize others'
+        : 'the plan names no tensor';
+    throw new QuantLensError('USAGE', `no tensor of this model is quantized by the given scheme or plan (${why})`);
+  }
   if (layout === 'compressed-tensors') {
     for (const s of new Set([...assignment.values()].map(formatScheme))) {
       const p = parseScheme(s);
