@@ -27,7 +27,7 @@ const entries = [
   { ...node, entryPoints: [join(root, 'src/kernel/worker.ts')], outfile: join(dist, 'worker.js') },
   { ...node, entryPoints: [join(root, 'src/cli/main.ts')], outfile: join(dist, 'cli.js'), banner: { js: '#!/usr/bin/env node' } },
 ];
-for (const name of ['inspector', 'compare', 'plan']) {
+for (const name of ['inspector', 'compare', 'plan', 'activations']) {
   const entry = join(root, `webview/${name}/main.ts`);
   if (!existsSync(entry)) continue;
   entries.push({

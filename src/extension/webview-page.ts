@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
  * The page of a QuantLens webview panel (plan, compare): the bundle dist/webview/<name>.js with its
  * stylesheet, @vscode-elements/elements, a strict CSP with a fresh nonce, nothing from a network.
  */
-export function webviewPage(webview: vscode.Webview, extensionUri: vscode.Uri, name: 'plan' | 'compare', title: string): string {
+export function webviewPage(webview: vscode.Webview, extensionUri: vscode.Uri, name: 'plan' | 'compare' | 'activations', title: string): string {
   const nonce = randomBytes(16).toString('base64');
   const asset = (file: string): string => webview.asWebviewUri(vscode.Uri.joinPath(extensionUri, 'dist', 'webview', file)).toString();
   const csp = [

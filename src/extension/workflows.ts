@@ -2,6 +2,7 @@ import * as vscode from 'vscode';
 import { basename } from 'node:path';
 import { toQuantLensError } from '../core/errors';
 import { parseSize, type Budget } from '../core/plan/plan';
+import { registerActivations } from './activations/register';
 import { ComparePanel } from './compare/panel';
 import { LazyKernelPool } from './kernel-pool';
 import { PlanPanel } from './plan/panel';
@@ -43,6 +44,7 @@ export function registerWorkflows(context: vscode.ExtensionContext, log: vscode.
   const quantize = new QuantizeCommand(pool, service, log);
   const extensionUri = context.extensionUri;
   const openPlan = () => PlanPanel.show(extensionUri, service, () => true);
+  registerActivations(context, { extensionUri, pool, sensitivity: service, storageDir: vscode.Uri.joinPath(context.globalStorageUri, 'activations').fsPath, log });
 
   const followInspector = (): void => {
     const input = vscode.window.tabGroups.activeTabGroup.activeTab?.input;

@@ -500,3 +500,185 @@ export interface CompareHostSide {
     compareProgress: CompareProgressEvent;
   };
 }
+
+// ---------------------------------------------------------------------------------------------
+// Activations view (webview/activations) ↔ extension (src/extension/activations)
+
+/** An LLM checkpoint (forward pass in QuantLens) or an ONNX model (ONNX Runtime). */
+export type ActivationsModelKind = 'llm' | 'onnx';
+
+/** One graph input of an ONNX model: dims are sizes, symbol names, or null (unnamed unknown). */
+export interface OnnxInputView {
+  name: string;
+  type: string;
+  dims: Array<number | string | null>;
+}
+
+/** Where an ONNX calibration's samples come from. */
+export type OnnxSourceKind = 'images' | 'arrays' | 'audio' | 'synthetic';
+
+/** How image files become input values: (v · scale − mean) / std per channel. */
+export interface ImageNormalisationView {
+  scale: number;
+  mean: number[];
+  std: number[];
+  channelOrder: 'rgb' | 'bgr';
+  resize: 'stretch' | 'pad';
+}
+
+/** What the user picked in the panel's calibration form. */
+export type CalibrationRequest =
+  | { kind: 'llm'; /** null: the bundled default text */ textPath: string | null; ctx: number; /** null: every whole chunk */ chunks: number | null }
+  | {
+      kind: 'onnx';
+      source: OnnxSourceKind;
+      /** a folder or a file (not used for synthetic) */
+      path: string;
+      image: ImageNormalisationView;
+      /** synthetic: how many samples */
+      samples: number;
+      /** values of symbolic dims by symbol name (or `<input>:<axis>`) */
+      dims: Record<string, number>;
+    };
+
+/** One activation site (LLM) or node output (ONNX) in execution order, for the strip and the list. */
+export interface ActivationSiteView {
+  id: string;
+  label: string;
+  /** LLM: the site kind; ONNX: the op type */
+  op: string;
+  absMax: number | null;
+  std: number | null;
+  kurtosis: number | null;
+  outlierShare: number | null;
+  /** outlier channels of the input the site's weights read (0 where there is no channel view) */
+  outlierChannels: number;
+  /** weights shown beside the activation (llama.cpp names, or ONNX value names) */
+  weights: string[];
+  hasChannels: boolean;
+}
+
+/** A finished calibration as the panel draws it. */
+export interface ActivationsResultView {
+  /** one line: samples or chunks, tokens, sources */
+  summary: string;
+  synthetic: boolean;
+  sites: ActivationSiteView[];
+  seconds: number;
+  /** LLM: perplexity over the second half of each chunk (llama-imatrix's figure) */
+  ppl: number | null;
+  /** LLM: the importance matrix was handed to the sensitivity sidebar */
+  imatrixWeights: number | null;
+  notes: string[];
+}
+
+/** The panel's state, sent in reply to `ready` (the result survives the webview being hidden). */
+export interface ActivationsState {
+  fileName: string;
+  path: string;
+  kind: ActivationsModelKind;
+  /** LLM: the bundled calibration text's name and size */
+  defaultText: { name: string; bytes: number } | null;
+  onnxInputs: OnnxInputView[];
+  /** symbols (and `<input>:<axis>` for unnamed unknowns) the user must give, excluding the leading batch */
+  symbolicDims: string[];
+  defaultImage: ImageNormalisationView;
+  running: boolean;
+  result: ActivationsResultView | null;
+  /** the last int8 QDQ model written from this panel, and its evaluation */
+  quantized: { path: string; fileName: string } | null;
+  evaluation: OnnxEvaluationView | null;
+}
+
+/** Progress of a calibration or an ONNX action. */
+export interface ActivationsProgressEvent {
+  stage: string;
+  done: number;
+  total: number;
+  state: 'running' | 'done' | 'cancelled' | 'error';
+  message?: string;
+}
+
+/** Asks the host to show a file or folder dialog. */
+export interface PickPathRequest {
+  what: 'text' | 'images' | 'arrays' | 'audio';
+}
+
+/** The picked path, or null when the dialog was dismissed. */
+export interface PickPathReply {
+  path: string | null;
+}
+
+/** Asks for one site's histograms: the activation's, one weight's (computed in the pool), the channel profile. */
+export interface SiteDetailRequest {
+  id: string;
+  /** which of the site's weights (default: the first) */
+  weight?: string;
+}
+
+/** Per-channel absmax of the input a site's weights read, with the outlier channels. */
+export interface ChannelProfileView {
+  input: string;
+  axis: number;
+  absMax: number[];
+  median: number;
+  /** the ratio to the median above which a channel counts as an outlier */
+  ratio: number;
+  outliers: number[];
+}
+
+export interface SiteDetailReply {
+  id: string;
+  activation: { label: string; stats: TensorStats };
+  weight: { name: string; dtype: string; shape: number[]; stats: TensorStats } | null;
+  /** why there is no weight histogram (no weight, or it could not be read) */
+  weightNote: string | null;
+  channels: ChannelProfileView | null;
+}
+
+/** Output agreement of the quantized ONNX model with the original on the calibration samples. */
+export interface OnnxEvaluationView {
+  candidate: string;
+  samples: number;
+  synthetic: boolean;
+  outputs: Array<{ name: string; sqnrDb: number | null; relMse: number | null; top1Agreement: number | null; rows: number }>;
+}
+
+/**
+ * What an action button asks for: ONNX: quantize (int8 QDQ), evaluate against the original, compare
+ * the two models' weights, rank layers by output sensitivity (into the sidebar); LLM: run the
+ * sensitivity sweep with the importance matrix just computed.
+ */
+export interface ActivationsActionRequest {
+  action: 'quantize' | 'evaluate' | 'compare' | 'outputSensitivity' | 'imatrixSweep';
+}
+
+/** The panel's state after the action (null where nothing changed, e.g. a dismissed dialog). */
+export interface ActivationsActionReply {
+  quantized: ActivationsState['quantized'];
+  evaluation: OnnxEvaluationView | null;
+  message: string | null;
+}
+
+/** What the activations webview sends. */
+export interface ActivationsWebviewSide {
+  requests: {
+    ready: { request: ReadyRequest; reply: ActivationsState };
+    pickPath: { request: PickPathRequest; reply: PickPathReply };
+    runCalibration: { request: CalibrationRequest; reply: ActivationsResultView };
+    siteDetail: { request: SiteDetailRequest; reply: SiteDetailReply };
+    action: { request: ActivationsActionRequest; reply: ActivationsActionReply };
+  };
+  events: {
+    cancelCalibration: Record<string, never>;
+    webviewError: WebviewErrorEvent;
+  };
+}
+
+/** What the extension sends to the activations webview. */
+export interface ActivationsHostSide {
+  requests: Record<never, never>;
+  events: {
+    activationsProgress: ActivationsProgressEvent;
+  };
+}

@@ -187,6 +187,16 @@ export class SensitivityService implements vscode.Disposable {
     this.fire(m);
   }
 
+  /** Shows a sweep measured elsewhere (an ONNX model's output sensitivity, from the Activations view) and plans from it. */
+  showResult(m: ModelAnalysis, result: SensitivityResult): void {
+    m.sweep?.controller.abort();
+    m.result = result;
+    m.tensors = result.tensors;
+    m.target = result.target;
+    this.replan(m);
+    this.fire(m);
+  }
+
   setBudget(m: ModelAnalysis, budget: Budget): void {
     m.budget = budget;
     this.replan(m);
@@ -237,9 +247,12 @@ export class SensitivityService implements vscode.Disposable {
       entry.tensors.push(t);
       byKey.set(key, entry);
     }
-    const score = (l: LayerSensitivity): number => (reference ? (l.group?.errors[reference]?.relMse ?? -1) : -1);
+    // `outputs` sweeps rank by the model's output error, not the weight's own
+    const outputs = m.result?.mode === 'outputs';
+    const score = (l: LayerSensitivity): number => (reference ? ((outputs ? l.group?.errors[reference]?.outputRelMse : l.group?.errors[reference]?.relMse) ?? -1) : -1);
     const layers = [...byKey.values()].sort((a, b) => score(b) - score(a) || (a.layer ?? -1) - (b.layer ?? -1));
-    for (const l of layers) l.tensors.sort((a, b) => (reference ? (b.errors[reference]?.relMse ?? -1) - (a.errors[reference]?.relMse ?? -1) : 0) || a.name.localeCompare(b.name));
+    const tensorScore = (t: TensorSensitivity): number => (reference ? ((outputs ? t.errors[reference]?.outputRelMse : t.errors[reference]?.relMse) ?? -1) : -1);
+    for (const l of layers) l.tensors.sort((a, b) => tensorScore(b) - tensorScore(a) || a.name.localeCompare(b.name));
     return { reference, layers };
   }
 

@@ -66,7 +66,9 @@ export class SensitivityTreeProvider extends Disposable implements vscode.TreeDa
       item.id = `${m.uri.toString()}#layer:${l.layer}`;
       const e = reference ? l.group?.errors[reference] : undefined;
       const planned = plannedBits(m, l.tensors);
-      item.description = [e ? `${reference} ${sqnr(e.sqnrDb)}` : 'no format fits', planned].filter(Boolean).join(' · ');
+      // `outputs` sweeps (ONNX): the model's output SQNR with this layer quantized, the figure they rank by
+      const shown = e && m.result?.mode === 'outputs' && e.outputRelMse !== undefined ? `${reference} output ${sqnr(e.outputRelMse > 0 ? -10 * Math.log10(e.outputRelMse) : null)}` : e ? `${reference} ${sqnr(e.sqnrDb)}` : undefined;
+      item.description = [shown ?? 'no format fits', planned].filter(Boolean).join(' · ');
       item.iconPath = heatIcon(node.heat, 'flame');
       item.tooltip = errorTable(`${item.label as string} (${l.tensors.length} tensors, parameter-weighted)`, l.group?.errors ?? {}, m, undefined);
       item.contextValue = 'layer';
