@@ -1,3 +1,4 @@
+import { lstatSync } from 'node:fs';
 import { QuantLensError } from '../core/errors';
 
 /** What a command gets from the terminal: its arguments, output streams, and the SIGINT signal. */
@@ -74,4 +75,14 @@ export function toJson(value: unknown, indent = 2): string {
     },
     indent,
   );
+}
+
+/** Whether something is at `path`, a dangling symlink included (existsSync follows links and would say no). */
+export function pathTaken(path: string): boolean {
+  try {
+    lstatSync(path);
+    return true;
+  } catch {
+    return false;
+  }
 }

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { test } from 'node:test';
@@ -65,6 +65,13 @@ test('quantize exit codes: usage 1, invalid input 2, never overwriting', () => {
     writeFileSync(existing, 'keep');
     assert.equal(spawnSync(process.execPath, [cli, 'quantize', bad, '--type', 'Q8_0', '-o', existing], { encoding: 'utf8' }).status, 1);
     assert.equal(readFileSync(existing, 'utf8'), 'keep');
+    // A dangling symlink is taken too: refused before any work, the link left as it was.
+    const link = join(dir, 'link.gguf');
+    symlinkSync(join(dir, 'nowhere'), link);
+    const dangling = spawnSync(process.execPath, [cli, 'quantize', bad, '--type', 'Q8_0', '-o', link], { encoding: 'utf8' });
+    assert.equal(dangling.status, 1, dangling.stderr);
+    assert.match(dangling.stderr, /exists; QuantLens never overwrites/);
+    assert.equal(readlinkSync(link), join(dir, 'nowhere'));
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

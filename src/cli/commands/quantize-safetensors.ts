@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { basename, dirname, extname, join } from 'node:path';
 import { QuantLensError } from '../../core/errors';
 import { parseSize } from '../../core/plan/plan';
@@ -7,7 +7,7 @@ import { quantizeToSafetensors, twinRtnQuantizer, type RtnQuantizer } from '../.
 import { isGgufTarget } from '../../core/quantize/to-gguf';
 import { quantizeRtnWithKernel } from '../../kernel/rtn';
 import { instantiateKernel } from '../../kernel/wasm';
-import { flag, hasFlag, toJson, type CliContext, type ParsedArgs } from '../io';
+import { flag, hasFlag, pathTaken, toJson, type CliContext, type ParsedArgs } from '../io';
 import { TerminalProgress } from '../progress';
 
 /**
@@ -63,7 +63,7 @@ export async function quantizeSafetensorsCommand(ctx: CliContext, p: ParsedArgs,
   const fakeQuant = hasFlag(p, 'fake-quant');
   const name = `${scheme ?? 'plan'}${fakeQuant ? '-fake' : ''}`;
   const output = flag(p, 'output') ?? defaultSafetensorsOutput(input, name);
-  if (existsSync(output)) throw new QuantLensError('USAGE', `${output} exists; QuantLens never overwrites`);
+  if (pathTaken(output)) throw new QuantLensError('USAGE', `${output} exists; QuantLens never overwrites`);
   const shardSize = flag(p, 'shard-size');
   const progress = new TerminalProgress(ctx.stderr);
   const result = await quantizeToSafetensors(input, output, {

@@ -1,4 +1,3 @@
-import { existsSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { basename, dirname, extname, join } from 'node:path';
 import { isDType, type DType } from '../../core/dtypes';
@@ -6,7 +5,7 @@ import { QuantLensError } from '../../core/errors';
 import { importanceFor, readImportanceMatrix } from '../../core/imatrix';
 import { convertForQuantize } from '../../core/model/convert';
 import { isGgufTarget, quantizeToGguf } from '../../core/quantize/to-gguf';
-import { flag, hasFlag, parseArgs, toJson, type CliContext } from '../io';
+import { flag, hasFlag, parseArgs, pathTaken, toJson, type CliContext } from '../io';
 import { KernelPool } from '../../kernel/pool';
 import { poolTensorEncoder } from '../../kernel/pool-encoder';
 import { TerminalProgress } from '../progress';
@@ -33,7 +32,7 @@ export async function quantizeCommand(ctx: CliContext): Promise<void> {
   if (format !== 'gguf') throw new QuantLensError('USAGE', `--format ${format}: quantize writes gguf or safetensors`);
   if (!isGgufTarget(type)) throw new QuantLensError('USAGE', `--type ${type} is not a GGUF type or llama.cpp preset`);
   const output = flag(p, 'output') ?? defaultOutputPath(input, type);
-  if (existsSync(output)) throw new QuantLensError('USAGE', `${output} exists; QuantLens never overwrites a file`);
+  if (pathTaken(output)) throw new QuantLensError('USAGE', `${output} exists; QuantLens never overwrites a file`);
   const imatrixPath = flag(p, 'imatrix');
   const imatrix = imatrixPath === undefined ? undefined : await readImportanceMatrix(imatrixPath, { signal: ctx.signal });
   const progress = new TerminalProgress(ctx.stderr);
