@@ -2,17 +2,22 @@
  * Worker side of the `compareTensors` job: one matched pair of tensors of two checkpoints, read,
  * decoded or dequantized to f32 and compared in the worker (the comparison view's rows), and on
  * request (a second pass) the two value histograms over a shared range and the histogram of the error b − a.
- * Each worker keeps the last few models it opened, so a comparison opens each file once per worker.
+ * Raw tensors are read straight into kernel memory and decoded or dequantized by the kernel (the same
+ * bits as the twins); quantized layouts and other encodings go through tensorRowsF32. Each worker
+ * keeps the last few models it opened (worker-models.ts), so a comparison opens each file once per worker.
  */
-import { stat } from 'node:fs/promises';
 import { ErrorAccumulator, type TensorError } from '../core/compare';
+import { DTYPES } from '../core/dtypes';
 import { QuantLensError, throwIfAborted } from '../core/errors';
 import { MAX_HISTOGRAM_BINS } from '../core/limits';
-import type { ModelInfo, TensorInfo } from '../core/model';
-import { openModel } from '../core/readers';
+import { elementCount, type ModelInfo, type TensorInfo } from '../core/model';
+import { isDequantizable } from '../core/quant/dequant';
 import { nodeFileAccess } from '../core/readers/node-files';
+import { isPlainDType } from '../core/stats/decode';
 import { matrixShape, tensorRowsF32 } from '../core/tensor-rows';
 import type { JobContext } from './jobs';
+import { InputReader, ValueChunks } from './stats-job';
+import { workerTensor } from './worker-models';
 
 export interface CompareTensorsJob {
   /** Checkpoint paths (file, index or folder) and the tensor on each side. */
@@ -41,72 +46,148 @@ export interface CompareTensorsReply extends TensorError {
   };
 }
 
-/** Models opened by this worker, most recent last; keyed by path, checked against size and mtime. */
-const MODEL_CACHE_SIZE = 4;
-const models: Array<{ path: string; size: number; mtimeMs: number; model: ModelInfo }> = [];
+/** Values per chunk of the two sides (16 MiB of f32 each), so memory stays bounded whatever the tensor's size. */
+const CHUNK_ELEMENTS = 1 << 22;
 
-async function cachedModel(path: string, signal: AbortSignal): Promise<ModelInfo> {
-  const s = await stat(path).catch((err: Error) => {
-    throw new QuantLensError('IO', `cannot open ${path}: ${err.message}`, { file: path, cause: err });
-  });
-  const i = models.findIndex((m) => m.path === path);
-  if (i >= 0) {
-    const [hit] = models.splice(i, 1);
-    if (hit.size === s.size && hit.mtimeMs === s.mtimeMs) {
-      models.push(hit);
-      return hit.model;
-    }
-  }
-  const model = await openModel(path, { signal });
-  models.push({ path, size: s.size, mtimeMs: s.mtimeMs, model });
-  if (models.length > MODEL_CACHE_SIZE) models.shift();
-  return model;
+/** One side's values, taken in consecutive runs of a given length. */
+interface ValueSource {
+  /** The next `n` values (a view, valid until the next call). */
+  take(n: number): Promise<Float32Array>;
+  /** Back to the first value (the histogram pass). */
+  rewind(): void;
+  close(): Promise<void>;
 }
 
-function tensorOf(model: ModelInfo, name: string, path: string): TensorInfo {
-  const t = model.tensors.find((x) => x.name === name);
-  if (!t) throw new QuantLensError('TENSOR_NOT_FOUND', `no tensor ${name} in ${path}`, { tensor: name, file: path });
-  return t;
+/** A raw tensor of a plain or ggml block type: read straight into kernel memory and decoded or dequantized there. */
+class KernelSource implements ValueSource {
+  private next = 0;
+  private constructor(
+    private readonly ctx: JobContext,
+    private readonly reader: InputReader,
+    private readonly chunks: ValueChunks,
+  ) {}
+
+  static async open(ctx: JobContext, t: TensorInfo, chunkElements: number): Promise<KernelSource> {
+    const reader = await InputReader.open(ctx.kernel, { file: t.file, offset: t.byteOffset, length: t.byteLength });
+    return new KernelSource(ctx, reader, new ValueChunks(ctx, reader, t.name, t.dtype, elementCount(t.shape), 'f32', chunkElements * 4));
+  }
+
+  async take(n: number): Promise<Float32Array> {
+    const got = await this.chunks.load(this.next++);
+    if (got !== n) throw new QuantLensError('INTERNAL', `chunk of ${got} values where ${n} were expected`);
+    return new Float32Array(this.ctx.kernel.memory.buffer, this.chunks.values, n);
+  }
+
+  rewind(): void {
+    this.next = 0;
+  }
+
+  close(): Promise<void> {
+    return this.reader.close();
+  }
+}
+
+/** Any other tensor (quantized layouts, protobuf or strided encodings): tensorRowsF32's chunks, cut to the lengths asked for. */
+class TwinSource implements ValueSource {
+  private rows: AsyncGenerator<{ values: Float32Array }>;
+  private pending: Float32Array = new Float32Array(0);
+
+  constructor(
+    private readonly model: ModelInfo,
+    private readonly tensor: TensorInfo,
+    private readonly chunkElements: number,
+    private readonly signal: AbortSignal,
+  ) {
+    this.rows = this.open();
+  }
+
+  private open(): AsyncGenerator<{ values: Float32Array }> {
+    return tensorRowsF32(this.model, this.tensor, nodeFileAccess, { signal: this.signal, maxElements: this.chunkElements });
+  }
+
+  async take(n: number): Promise<Float32Array> {
+    if (this.pending.length === 0) {
+      const first = await this.rows.next();
+      if (first.done) throw new QuantLensError('TRUNCATED', `${this.tensor.name} ended early`, { tensor: this.tensor.name });
+      this.pending = first.value.values;
+    }
+    if (this.pending.length >= n) {
+      const out = this.pending.subarray(0, n);
+      this.pending = this.pending.subarray(n);
+      return out;
+    }
+    const out = new Float32Array(n);
+    let at = 0;
+    while (at < n) {
+      if (this.pending.length === 0) {
+        const c = await this.rows.next();
+        if (c.done) throw new QuantLensError('TRUNCATED', `${this.tensor.name} ended early`, { tensor: this.tensor.name });
+        this.pending = c.value.values;
+      }
+      const k = Math.min(n - at, this.pending.length);
+      out.set(this.pending.subarray(0, k), at);
+      this.pending = this.pending.subarray(k);
+      at += k;
+    }
+    return out;
+  }
+
+  rewind(): void {
+    void this.rows.return(undefined);
+    this.rows = this.open();
+    this.pending = new Float32Array(0);
+  }
+
+  async close(): Promise<void> {
+    await this.rows.return(undefined);
+  }
+}
+
+function inKernel(t: TensorInfo): boolean {
+  return t.encoding === 'raw' && (isPlainDType(t.dtype) || isDequantizable(t.dtype)) && matrixShape(t.shape).cols % DTYPES[t.dtype].blockSize === 0;
+}
+
+/**
+ * Values per chunk, the same on both sides: whole rows of about CHUNK_ELEMENTS when that is a
+ * multiple of what the kernel's chunks need (4 values and both block sizes), else a multiple of that;
+ * the whole tensor when b's rows are reordered.
+ */
+function chunkElementsOf(ta: TensorInfo, tb: TensorInfo, whole: boolean): number {
+  const unit = lcm(lcm(4, DTYPES[ta.dtype].blockSize), DTYPES[tb.dtype].blockSize);
+  const count = elementCount(ta.shape);
+  if (whole) return Math.max(unit, Math.ceil(count / unit) * unit);
+  const { cols } = matrixShape(ta.shape);
+  if (cols > 0 && cols % unit === 0) return Math.max(1, Math.floor(CHUNK_ELEMENTS / cols)) * cols;
+  return Math.max(unit, Math.floor(CHUNK_ELEMENTS / unit) * unit);
+}
+
+function lcm(a: number, b: number): number {
+  let x = a;
+  let y = b;
+  while (y) [x, y] = [y, x % y];
+  return (a / x) * b;
+}
+
+async function openSource(ctx: JobContext, model: ModelInfo, t: TensorInfo, chunkElements: number): Promise<ValueSource> {
+  return inKernel(t) ? KernelSource.open(ctx, t, chunkElements) : new TwinSource(model, t, chunkElements, ctx.signal);
 }
 
 /** Aligned chunks of both tensors' values (b's rows reordered when a row map is given). */
-async function* pairedChunks(
-  ma: ModelInfo, ta: TensorInfo, mb: ModelInfo, tb: TensorInfo, rowMapB: Int32Array | undefined, signal: AbortSignal,
-): AsyncGenerator<[Float32Array, Float32Array]> {
-  const files = nodeFileAccess;
-  if (rowMapB) {
-    // a permutation needs whole tensors (q/k projections: small)
-    const va = await collect(tensorRowsF32(ma, ta, files, { signal, maxElements: Infinity }));
-    const vb = await collect(tensorRowsF32(mb, tb, files, { signal, maxElements: Infinity }));
-    const { cols } = matrixShape(ta.shape);
-    if (rowMapB.length * cols !== va.length) throw new QuantLensError('SIZE_MISMATCH', `row map of ${rowMapB.length} rows for ${ta.name}`, { tensor: ta.name });
-    const reordered = new Float32Array(vb.length);
+async function* pairedChunks(a: ValueSource, b: ValueSource, count: number, chunkElements: number, cols: number, rowMapB: Int32Array | undefined, signal: AbortSignal): AsyncGenerator<[Float32Array, Float32Array]> {
+  for (let at = 0; at < count; at += chunkElements) {
+    throwIfAborted(signal);
+    const n = Math.min(chunkElements, count - at);
+    const va = await a.take(n);
+    const vb = await b.take(n);
+    if (!rowMapB) {
+      yield [va, vb];
+      continue;
+    }
+    // q/k projections (small): one chunk holds the whole tensor
+    const reordered = new Float32Array(n);
     for (let r = 0; r < rowMapB.length; r++) reordered.set(vb.subarray(rowMapB[r] * cols, (rowMapB[r] + 1) * cols), r * cols);
     yield [va, reordered];
-    return;
   }
-  const ia = tensorRowsF32(ma, ta, files, { signal });
-  const ib = tensorRowsF32(mb, tb, files, { signal });
-  // same shape on both sides: chunks of the same row count line up
-  for (;;) {
-    throwIfAborted(signal);
-    const [ca, cb] = await Promise.all([ia.next(), ib.next()]);
-    if (ca.done || cb.done) return;
-    yield [ca.value.values, cb.value.values];
-  }
-}
-
-async function collect(it: AsyncGenerator<{ values: Float32Array }>): Promise<Float32Array> {
-  const parts: Float32Array[] = [];
-  for await (const c of it) parts.push(c.values);
-  if (parts.length === 1) return parts[0];
-  const out = new Float32Array(parts.reduce((s, p) => s + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
 }
 
 class Range {
@@ -149,17 +230,36 @@ export async function runCompareTensorsJob(job: CompareTensorsJob, ctx: JobConte
   if (bins !== undefined && !(Number.isInteger(bins) && bins >= 1 && bins <= MAX_HISTOGRAM_BINS)) {
     throw new QuantLensError('USAGE', `histogram bins must be an integer in [1, ${MAX_HISTOGRAM_BINS}], got ${bins}`);
   }
-  const ma = await cachedModel(job.a.path, ctx.signal);
-  const mb = await cachedModel(job.b.path, ctx.signal);
-  const ta = tensorOf(ma, job.a.tensor, job.a.path);
-  const tb = tensorOf(mb, job.b.tensor, job.b.path);
+  const { model: ma, tensor: ta } = await workerTensor(job.a.path, job.a.tensor, ctx.signal);
+  const { model: mb, tensor: tb } = await workerTensor(job.b.path, job.b.tensor, ctx.signal);
   if (ta.shape.join() !== tb.shape.join()) {
     throw new QuantLensError('SIZE_MISMATCH', `${ta.name} [${ta.shape}] and ${tb.name} [${tb.shape}] differ in shape`, { tensor: ta.name });
   }
+  const count = elementCount(ta.shape);
+  const { cols } = matrixShape(ta.shape);
+  if (job.rowMapB && job.rowMapB.length * cols !== count) {
+    throw new QuantLensError('SIZE_MISMATCH', `row map of ${job.rowMapB.length} rows for ${ta.name}`, { tensor: ta.name });
+  }
+  const chunkElements = chunkElementsOf(ta, tb, job.rowMapB !== undefined);
+  const sa = await openSource(ctx, ma, ta, chunkElements);
+  try {
+    const sb = await openSource(ctx, mb, tb, chunkElements);
+    try {
+      return await compareValues(sa, sb, count, chunkElements, cols, job, ctx);
+    } finally {
+      await sb.close();
+    }
+  } finally {
+    await sa.close();
+  }
+}
+
+async function compareValues(sa: ValueSource, sb: ValueSource, count: number, chunkElements: number, cols: number, job: CompareTensorsJob, ctx: JobContext): Promise<CompareTensorsReply> {
+  const bins = job.bins;
   const passes = bins === undefined ? 1 : 2;
-  const total = ta.shape.reduce((s, d) => s * d, 1) * passes;
+  const total = count * passes;
   let done = 0;
-  const chunks = () => pairedChunks(ma, ta, mb, tb, job.rowMapB, ctx.signal);
+  const chunks = () => pairedChunks(sa, sb, count, chunkElements, cols, job.rowMapB, ctx.signal);
 
   const acc = new ErrorAccumulator();
   const values = new Range();
@@ -178,6 +278,8 @@ export async function runCompareTensorsJob(job: CompareTensorsJob, ctx: JobConte
   const reply: CompareTensorsReply = acc.result();
   if (bins === undefined) return reply;
 
+  sa.rewind();
+  sb.rewind();
   const ha = new Histogram(values, bins);
   const hb = new Histogram(values, bins);
   const he = new Histogram(errors, bins);
