@@ -15,6 +15,8 @@ commands:
   diff <a> <b> [--json]                              per-tensor error of b against a (any formats)
   sensitivity <file> [--types T,..] [--imatrix F] [--sample|--full] [--json]
                                                      error of every tensor at every candidate format
+  sensitivity <model> --mode kld --text FILE [--ctx N] [--chunks N] [--by tensor|layer|role] [--types T,..]
+       [--numeric exact|llama.cpp] [--compare-modes] [--json]   measured KL divergence, one unit quantized at a time
   plan <file> (--bpw X | --size N[GB|GiB|MB]) [--types T,..] [--imatrix F] [--pin REGEX=TYPE].. [--json]
        [-o plan.json] [--emit llama|compressed-tensors] a format per tensor under a budget
   split <in.gguf> <out> (--split-max-tensors N | --split-max-size N[M|G])

@@ -14,6 +14,7 @@ import type { CompareTensorsJob, CompareTensorsReply } from './compare-job';
 import type { OnnxActivationsJob, OnnxActivationsReply, OnnxRunJob, OnnxRunReply } from './onnx-job';
 import type { QuantErrorJob, QuantErrorReply } from './quant-error';
 import type { MatmulJob } from './matmul-job';
+import type { CalibrateJob, CalibrateJobReply, EvaluateJob, EvaluateJobReply, ModelJobProgress } from './model-jobs';
 import type { QuantizeRowsJob } from './quantize-job';
 import type { QuantizeRtnJob } from './rtn-job';
 import type { SensitivityJob, SensitivityJobReply, SensitivityPartial } from './sensitivity-job';
@@ -79,6 +80,10 @@ export type KernelJobs = {
   matmul: { request: MatmulJob; reply: Float32Array };
   /** A group of tensors' sensitivity sweep, each tensor streamed as it completes (src/kernel/sensitivity-job.ts). */
   sensitivity: { request: SensitivityJob; reply: SensitivityJobReply; partial: SensitivityPartial };
+  /** A whole calibration run (importance matrix, activation site summaries) inside one worker (src/kernel/model-jobs.ts). */
+  calibrate: { request: CalibrateJob; reply: CalibrateJobReply; partial: ModelJobProgress };
+  /** Perplexity, and KL divergence against a base model, inside one worker (src/kernel/model-jobs.ts). */
+  evaluate: { request: EvaluateJob; reply: EvaluateJobReply; partial: ModelJobProgress };
 };
 
 export type JobKind = keyof KernelJobs;

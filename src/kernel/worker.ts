@@ -7,6 +7,7 @@ import { RpcEndpoint, type RequestHandler } from '../shared/rpc';
 import type { JobHandler, JobKind, PoolSide, WorkerSide } from './jobs';
 import { runCompareTensorsJob } from './compare-job';
 import { runMatmulJob } from './matmul-job';
+import { runCalibrateJob, runEvaluateJob } from './model-jobs';
 import { runOnnxActivationsJob, runOnnxRunJob } from './onnx-job';
 import { runQuantErrorJob } from './quant-error';
 import { runQuantizeRowsJob } from './quantize-job';
@@ -27,6 +28,8 @@ const HANDLERS: { [K in JobKind]: JobHandler<K> } = {
   onnxRun: runOnnxRunJob,
   matmul: runMatmulJob,
   sensitivity: runSensitivityJob,
+  calibrate: runCalibrateJob,
+  evaluate: runEvaluateJob,
 };
 
 if (!parentPort) throw new Error('worker.ts runs as a worker thread');

@@ -1,6 +1,7 @@
 import { QuantLensError } from '../../core/errors';
-import { evaluate, readEvalText, type EvalResult } from '../../core/model/eval';
-import { LlamaModel, type NumericMode } from '../../core/model/llama';
+import type { EvalResult } from '../../core/model/eval';
+import type { NumericMode } from '../../core/model/llama';
+import { KernelPool } from '../../kernel/pool';
 import { flag, hasFlag, parseArgs, toJson, type CliContext } from '../io';
 import { TerminalProgress } from '../progress';
 
@@ -29,21 +30,18 @@ export async function evalCommand(ctx: CliContext): Promise<void> {
   const mode = parseMode(flag(p, 'mode'));
   const n = parseCount(flag(p, 'ctx'), 'ctx', 512)!;
   const chunks = parseCount(flag(p, 'chunks'), 'chunks', undefined);
-  const text = await readEvalText(textPath);
-  const model = await LlamaModel.load(p.positional[0], { signal: ctx.signal });
-  const basePath = flag(p, 'base');
-  const base = basePath ? await LlamaModel.load(basePath, { signal: ctx.signal }) : null;
   const progress = new TerminalProgress(ctx.stderr);
+  // The forward passes run in a kernel worker, their products in that worker's kernel.
+  const pool = new KernelPool({ size: 1 });
   let r: EvalResult;
   try {
-    r = await evaluate(model, text, base, {
-      ctx: n,
-      chunks,
-      mode,
-      signal: ctx.signal,
-      onProgress: (done, total) => progress.update(done / total, `chunk ${done}/${total}`),
-    });
+    r = await pool.run(
+      'evaluate',
+      { model: p.positional[0], base: flag(p, 'base'), text: { path: textPath }, ctx: n, chunks, mode },
+      { signal: ctx.signal, onPartial: ({ done, total }) => progress.update(done / total, `chunk ${done}/${total}`) },
+    );
   } finally {
+    pool.dispose();
     progress.done();
   }
   if (hasFlag(p, 'json')) {
