@@ -14,7 +14,9 @@ import type { CompareTensorsJob, CompareTensorsReply } from './compare-job';
 import type { OnnxActivationsJob, OnnxActivationsReply, OnnxRunJob, OnnxRunReply } from './onnx-job';
 import type { QuantErrorJob, QuantErrorReply } from './quant-error';
 import type { MatmulJob } from './matmul-job';
-import type { CalibrateJob, CalibrateJobReply, EvaluateJob, EvaluateJobReply, ModelJobProgress } from './model-jobs';
+import type { KldProgress } from '../core/sensitivity/kld';
+import type { SensitivityResult } from '../core/sensitivity/types';
+import type { CalibrateJob, CalibrateJobReply, EvaluateJob, EvaluateJobReply, KldSensitivityJob, ModelJobProgress } from './model-jobs';
 import type { QuantizeRowsJob } from './quantize-job';
 import type { QuantizeRtnJob } from './rtn-job';
 import type { SensitivityJob, SensitivityJobReply, SensitivityPartial } from './sensitivity-job';
@@ -84,6 +86,8 @@ export type KernelJobs = {
   calibrate: { request: CalibrateJob; reply: CalibrateJobReply; partial: ModelJobProgress };
   /** Perplexity, and KL divergence against a base model, inside one worker (src/kernel/model-jobs.ts). */
   evaluate: { request: EvaluateJob; reply: EvaluateJobReply; partial: ModelJobProgress };
+  /** A `kld` sensitivity sweep inside one worker, progress per unit × format evaluated (src/kernel/model-jobs.ts). */
+  kldSensitivity: { request: KldSensitivityJob; reply: SensitivityResult; partial: KldProgress };
 };
 
 export type JobKind = keyof KernelJobs;

@@ -1,5 +1,5 @@
 /**
- * Worker side of the `calibrate` and `evaluate` jobs: the whole forward pass of a Llama-family model
+ * Worker side of the `calibrate`, `evaluate` and `kldSensitivity` jobs: the whole forward pass of a Llama-family model
  * runs inside one kernel worker (core calibrate()/evaluate(), the exact mode's products in that
  * worker's own kernel), so the extension host never runs it. Each chunk done is streamed as a
  * partial (`ModelJobProgress`); cancelling the job stops the worker (pool.ts).
@@ -8,6 +8,8 @@ import { QuantLensError } from '../core/errors';
 import { calibrate, type ActivationSiteStats, type ImatrixEntry } from '../core/model/calibrate';
 import { evaluate, readEvalText, scoredLogits, type EvalResult } from '../core/model/eval';
 import { LlamaModel, type NumericMode } from '../core/model/llama';
+import { runKldSensitivity, type KldProgress, type KldRunOptions } from '../core/sensitivity/kld';
+import type { SensitivityResult } from '../core/sensitivity/types';
 import { Transfer } from '../shared/rpc';
 import type { StreamingJobContext } from './jobs';
 import { KernelMatmul } from './kernel-matmul';
@@ -113,6 +115,23 @@ export async function runEvaluateJob(job: EvaluateJob, ctx: StreamingJobContext<
   }
   const model = await LlamaModel.load(job.model, { signal: ctx.signal });
   return evaluate(model, text, baseLogits, { ...options, onProgress: (done, total) => ctx.partial({ done: offset + done, total: stages * total }) });
+}
+
+/** A `kld` sensitivity sweep (src/core/sensitivity/kld.ts) of a model on calibration text. */
+export interface KldSensitivityJob extends Omit<KldRunOptions, 'backend' | 'signal' | 'onProgress' | 'cacheDir'> {
+  model: string;
+  text: TextInput;
+}
+
+export async function runKldSensitivityJob(job: KldSensitivityJob, ctx: StreamingJobContext<KldProgress>): Promise<SensitivityResult> {
+  const { model, text, ...options } = job;
+  const bytes = await textOf(text);
+  return runKldSensitivity(model, typeof bytes === 'string' ? new TextEncoder().encode(bytes) : bytes, {
+    ...options,
+    backend: new KernelMatmul(ctx.kernel, ctx.arena),
+    signal: ctx.signal,
+    onProgress: (p) => ctx.partial(p),
+  });
 }
 
 /** The reply's importance statistics as core's map (for encodeImatrixGguf, toImportanceMatrix). */

@@ -7,7 +7,7 @@ import { RpcEndpoint, type RequestHandler } from '../shared/rpc';
 import type { JobHandler, JobKind, PoolSide, WorkerSide } from './jobs';
 import { runCompareTensorsJob } from './compare-job';
 import { runMatmulJob } from './matmul-job';
-import { runCalibrateJob, runEvaluateJob } from './model-jobs';
+import { runCalibrateJob, runEvaluateJob, runKldSensitivityJob } from './model-jobs';
 import { runOnnxActivationsJob, runOnnxRunJob } from './onnx-job';
 import { runQuantErrorJob } from './quant-error';
 import { runQuantizeRowsJob } from './quantize-job';
@@ -30,6 +30,7 @@ const HANDLERS: { [K in JobKind]: JobHandler<K> } = {
   sensitivity: runSensitivityJob,
   calibrate: runCalibrateJob,
   evaluate: runEvaluateJob,
+  kldSensitivity: runKldSensitivityJob,
 };
 
 if (!parentPort) throw new Error('worker.ts runs as a worker thread');

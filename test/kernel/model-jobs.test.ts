@@ -9,6 +9,7 @@ import { exitCodeOf, toQuantLensError } from '../../src/core/errors';
 import { calibrate } from '../../src/core/model/calibrate';
 import { evaluate, scoredLogits } from '../../src/core/model/eval';
 import { LlamaModel } from '../../src/core/model/llama';
+import { sweepKld } from '../../src/core/sensitivity/kld';
 import { KernelMatmul } from '../../src/kernel/kernel-matmul';
 import { imatrixOfReply, type ModelJobProgress } from '../../src/kernel/model-jobs';
 import { KernelPool } from '../../src/kernel/pool';
@@ -122,5 +123,21 @@ test('quantlens calibrate/eval run as worker jobs: progress on a terminal, Ctrl-
     assert.equal(err.code, 'CANCELLED');
     assert.equal(exitCodeOf(err), 3);
     assert.match(shown, /\[#*\.*\] +\d+% chunk \d+\/\d+/);
+  }
+});
+
+test('kldSensitivity job: the in-thread sweep with the same kernel products, progress per evaluation', { skip }, async () => {
+  const pool = new KernelPool({ size: 1 });
+  try {
+    const progress: string[] = [];
+    const options = { ctx: 64, chunks: 2, by: 'layer' as const, types: ['Q8_0', 'Q4_0'] };
+    const reply = await pool.run('kldSensitivity', { model: f32, text: { path: textPath }, ...options }, { onPartial: (p) => progress.push(`${p.done}/${p.total}`) });
+    assert.equal(progress.length, 13, 'six units × two formats, then done');
+    assert.equal(progress.at(-1), '12/12');
+    const want = await sweepKld(await LlamaModel.load(f32), readFileSync(textPath), { ...options, backend: inThreadKernel() });
+    assert.deepEqual(reply.kldGroups, want.kldGroups);
+    assert.deepEqual(reply.tensors, want.tensors);
+  } finally {
+    pool.dispose();
   }
 });
