@@ -1,11 +1,11 @@
 import * as vscode from 'vscode';
 import { basename } from 'node:path';
 import { toQuantLensError } from '../core/errors';
-import { parseSize, type Budget } from '../core/plan/plan';
 import { registerActivations } from './activations/register';
 import { ComparePanel } from './compare/panel';
 import { LazyKernelPool } from './kernel-pool';
 import { PlanPanel } from './plan/panel';
+import { parseBudget } from './plan/plan-model';
 import { exportRecipe } from './plan/recipe';
 import { QuantizeCommand } from './quantize/command';
 import { SensitivityService } from './sensitivity/service';
@@ -24,13 +24,6 @@ function targetOf(service: SensitivityService, uri: unknown): vscode.Uri | undef
   const input = vscode.window.tabGroups.activeTabGroup.activeTab?.input;
   if (input instanceof vscode.TabInputCustom && INSPECTOR_VIEW_TYPES.has(input.viewType)) return input.uri;
   return service.active?.uri;
-}
-
-/** Parses a budget as typed: a number of bits per weight, or a size with a unit (120MB, 3.9GiB). */
-export function parseBudget(text: string): Budget {
-  const t = text.trim();
-  if (/^\d+(\.\d+)?$/.test(t) && Number(t) <= 32) return { kind: 'bitsPerWeight', value: Number(t) };
-  return { kind: 'bytes', value: parseSize(t) };
 }
 
 /**

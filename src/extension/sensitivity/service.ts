@@ -1,45 +1,18 @@
 import * as vscode from 'vscode';
 import { basename } from 'node:path';
 import { QuantLensError, toQuantLensError } from '../../core/errors';
-import { planMixedPrecision, planTensorsFromSensitivity, type Budget, type PinRule, type Plan } from '../../core/plan/plan';
-import { runSensitivity, type SensitivityResult, type TensorSensitivity } from '../../core/sensitivity';
-import { aggregateSensitivity } from '../../core/sensitivity/aggregate';
-import { nominalBitsPerWeight, quantFormat, type QuantTarget } from '../../core/sensitivity/formats';
-import type { GroupSensitivity } from '../../core/sensitivity/types';
+import type { Budget, PinRule } from '../../core/plan/plan';
+import { runSensitivity, type SensitivityResult } from '../../core/sensitivity';
+import type { QuantTarget } from '../../core/sensitivity/formats';
 import { poolSweepRunner } from '../../kernel/pool-sensitivity';
 import type { LazyKernelPool } from '../kernel-pool';
-
-/** The budget a plan starts from before the user sets one (clamped to what the model allows). */
-const DEFAULT_BUDGET_BPW = 4.5;
+import { planOf, rankLayers, type AnalysisState, type LayerSensitivity } from './sensitivity-model';
 /** Tree and panel refreshes while a sweep streams in, at most this often. */
 const STREAM_REFRESH_MS = 250;
 
 /** Sensitivity and plan of one checkpoint. */
-export interface ModelAnalysis {
+export interface ModelAnalysis extends AnalysisState {
   readonly uri: vscode.Uri;
-  readonly fileName: string;
-  target: QuantTarget;
-  imatrixPath: string | undefined;
-  /** null until the user sets one: the plan then starts at DEFAULT_BUDGET_BPW. */
-  budget: Budget | null;
-  pins: PinRule[];
-  exclude: string[];
-  /** Tensors measured so far (streaming) or all of them. */
-  tensors: TensorSensitivity[];
-  /** The finished sweep. */
-  result: SensitivityResult | undefined;
-  /** A running sweep: its share done (0–1) and how to stop it. */
-  sweep: { progress: number; controller: AbortController } | undefined;
-  plan: Plan | undefined;
-  /** Why there is no plan (budget too small, bad pin, failed sweep). */
-  planError: string | undefined;
-}
-
-/** A view of one layer (layer null: the tensors outside layers) for the tree. */
-export interface LayerSensitivity {
-  layer: number | null;
-  group: GroupSensitivity | undefined;
-  tensors: TensorSensitivity[];
 }
 
 function sweepTarget(): QuantTarget {
@@ -217,18 +190,9 @@ export class SensitivityService implements vscode.Disposable {
     const result = m.result;
     if (!result) return;
     try {
-      const tensors = planTensorsFromSensitivity(result);
-      const settings = { pins: m.pins, exclude: m.exclude };
-      let budget = m.budget;
-      if (!budget) {
-        // the whole curve first (a budget every plan meets), then the default clamped into it
-        const loose = planMixedPrecision(tensors, result.target, result.mode, { ...settings, budget: { kind: 'bitsPerWeight', value: 32 } });
-        const lo = loose.frontier[0]?.bitsPerWeight ?? DEFAULT_BUDGET_BPW;
-        const hi = loose.frontier[loose.frontier.length - 1]?.bitsPerWeight ?? DEFAULT_BUDGET_BPW;
-        budget = { kind: 'bitsPerWeight', value: Math.min(hi, Math.max(lo * 1.0001, DEFAULT_BUDGET_BPW)) };
-        m.budget = budget;
-      }
-      m.plan = planMixedPrecision(tensors, result.target, result.mode, { ...settings, budget });
+      const { plan, budget } = planOf(result, m.budget, m.pins, m.exclude);
+      m.plan = plan;
+      m.budget = budget;
     } catch (err) {
       m.planError = toQuantLensError(err).message;
     }
@@ -237,23 +201,7 @@ export class SensitivityService implements vscode.Disposable {
   /** Per-layer groups of the measured tensors, most sensitive first (at the reference format). */
   layers(m: ModelAnalysis): { reference: string | undefined; layers: LayerSensitivity[] } {
     const types = m.result?.types ?? [...new Set(m.tensors.flatMap((t) => Object.keys(t.errors)))];
-    const reference = referenceFormat(m.tensors, types, m.target);
-    const { byLayer } = aggregateSensitivity(m.tensors, types);
-    const byKey = new Map<string, LayerSensitivity>();
-    for (const t of m.tensors) {
-      if (t.shape.length < 2) continue;
-      const key = String(t.layer);
-      const entry = byKey.get(key) ?? { layer: t.layer, group: byLayer.find((g) => g.layer === t.layer), tensors: [] };
-      entry.tensors.push(t);
-      byKey.set(key, entry);
-    }
-    // `outputs` sweeps rank by the model's output error, not the weight's own
-    const outputs = m.result?.mode === 'outputs';
-    const score = (l: LayerSensitivity): number => (reference ? ((outputs ? l.group?.errors[reference]?.outputRelMse : l.group?.errors[reference]?.relMse) ?? -1) : -1);
-    const layers = [...byKey.values()].sort((a, b) => score(b) - score(a) || (a.layer ?? -1) - (b.layer ?? -1));
-    const tensorScore = (t: TensorSensitivity): number => (reference ? ((outputs ? t.errors[reference]?.outputRelMse : t.errors[reference]?.relMse) ?? -1) : -1);
-    for (const l of layers) l.tensors.sort((a, b) => tensorScore(b) - tensorScore(a) || a.name.localeCompare(b.name));
-    return { reference, layers };
+    return rankLayers(m.tensors, types, m.target, m.result?.mode);
   }
 
   private fire(m: ModelAnalysis): void {
@@ -271,26 +219,4 @@ export class SensitivityService implements vscode.Disposable {
     for (const m of this.models.values()) m.sweep?.controller.abort();
     this.changed.dispose();
   }
-}
-
-/**
- * The format layers are ranked by: among formats measured on at least half of the measured
- * parameters, the one nearest 4.5 bits per weight (Q4_K on Llama-shaped models, Q4_0 where rows do
- * not fit K-quants), so "sensitive" means "hurt most at about 4 bits".
- */
-export function referenceFormat(tensors: readonly TensorSensitivity[], types: readonly string[], target: QuantTarget): string | undefined {
-  const measured = tensors.filter((t) => t.quantizable);
-  const total = measured.reduce((s, t) => s + t.params, 0);
-  let best: string | undefined;
-  let bestDistance = Infinity;
-  for (const type of types) {
-    const covered = measured.reduce((s, t) => s + (t.errors[type] ? t.params : 0), 0);
-    if (total === 0 || covered < total / 2) continue;
-    const distance = Math.abs(nominalBitsPerWeight(quantFormat(type, target)) - DEFAULT_BUDGET_BPW);
-    if (distance < bestDistance) {
-      best = type;
-      bestDistance = distance;
-    }
-  }
-  return best;
 }

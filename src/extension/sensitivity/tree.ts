@@ -2,7 +2,8 @@ import * as vscode from 'vscode';
 import { nominalBitsPerWeight, quantFormat } from '../../core/sensitivity/formats';
 import type { FormatErrors, TensorSensitivity } from '../../core/sensitivity/types';
 import { Disposable } from '../dispose';
-import type { LayerSensitivity, ModelAnalysis, SensitivityService } from './service';
+import type { ModelAnalysis, SensitivityService } from './service';
+import type { LayerSensitivity } from './sensitivity-model';
 
 type Node = { kind: 'layer'; layer: LayerSensitivity; heat: number } | { kind: 'tensor'; tensor: TensorSensitivity; heat: number };
 
