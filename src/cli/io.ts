@@ -46,7 +46,9 @@ export function parseArgs(
       add(name, 'true');
     } else if (values.has(name)) {
       const v = eq >= 0 ? a.slice(eq + 1) : argv[++i];
-      if (v === undefined) throw new QuantLensError('USAGE', `--${name} needs a value`);
+      // `--tensor --json` forgot the value; a value that really starts with -- can be given as --tensor=--x.
+      const isFlag = eq < 0 && v !== undefined && v.startsWith('--') && (values.has(v.slice(2).split('=')[0]) || booleans.has(v.slice(2)));
+      if (v === undefined || isFlag) throw new QuantLensError('USAGE', `--${name} needs a value`);
       add(name, v);
     } else {
       throw new QuantLensError('USAGE', `unknown option ${a}`);

@@ -30,3 +30,11 @@ test('inspect --limit N shows the first N table rows; a limit that is not a row 
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('a value option followed by another option is a USAGE error, not that option taken as its value', async () => {
+  const { parseArgs } = await import('../../src/cli/io');
+  const spec = { values: ['tensor', 'bins'], booleans: ['json'] };
+  assert.throws(() => parseArgs(['m.gguf', '--tensor', '--json'], spec), (e: { code?: string; message: string }) => e.code === 'USAGE' && /--tensor needs a value/.test(e.message));
+  assert.throws(() => parseArgs(['m.gguf', '--tensor', '--bins=4'], spec), (e: { code?: string }) => e.code === 'USAGE');
+  assert.deepEqual(parseArgs(['m.gguf', '--tensor=--json', '--bins', '-1'], spec).flags, new Map([['tensor', ['--json']], ['bins', ['-1']]]));
+});
