@@ -13,7 +13,6 @@
  * images: --mean a,b,c --std a,b,c --scale S --channel-order rgb|bgr --resize stretch|pad;
  * audio: --sample-rate HZ --window N --hop N (Silero VAD v5: --window 576 --hop 512); --max-samples N; --workers N.
  */
-import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { QuantLensError } from '../../core/errors';
 import { FileByteSource } from '../../core/bytesource';
@@ -26,7 +25,7 @@ import { onnxOutputSensitivity } from '../../core/onnx/sensitivity';
 import { readOnnxModel } from '../../core/readers/onnx';
 import { poolOnnxRunner } from '../../kernel/onnx';
 import { KernelPool } from '../../kernel/pool';
-import { flag, hasFlag, parseArgs, toJson, type CliCommand, type CliContext, type ParsedArgs } from '../io';
+import { type CliCommand, type CliContext, flag, hasFlag, parseArgs, type ParsedArgs, pathTaken, toJson } from '../io';
 import { TerminalProgress } from '../progress';
 
 const INPUT_VALUES = ['inputs', 'synthetic', 'dim', 'value', 'input', 'mean', 'std', 'scale', 'channel-order', 'resize', 'sample-rate', 'window', 'hop', 'max-samples', 'workers'];
@@ -236,7 +235,7 @@ async function quantize(ctx: CliContext): Promise<void> {
   const [model, ...rest] = p.positional;
   const output = flag(p, 'output');
   if (!model || !output) throw new QuantLensError('USAGE', 'quantize model.onnx -o out.onnx --type int8-qdq|int4-matmulnbits');
-  if (existsSync(output)) throw new QuantLensError('USAGE', `${output} exists; QuantLens never overwrites a file`);
+  if (pathTaken(output)) throw new QuantLensError('USAGE', `${output} exists; QuantLens never overwrites a file`);
   const range = (flag(p, 'range') ?? 'minmax') as RangeMethod;
   if (!['minmax', 'percentile', 'mse'].includes(range)) throw new QuantLensError('USAGE', `--range is minmax, percentile or mse, got ${range}`);
   const activations = hasFlag(p, 'activations');
