@@ -17,6 +17,7 @@ import { readExact } from '../bytesource';
 import { nodeFileAccess } from '../readers/node-files';
 import type { FileAccess } from '../readers/types';
 import { matrixShape, tensorRowsF32 } from '../tensor-rows';
+import { BpeTokenizer, bpeGgufMetadata } from './bpe';
 import { LlamaModel } from './llama';
 
 /** ggml's GGML_QNT_VERSION. */
@@ -44,12 +45,12 @@ export async function convertToGguf(input: string, output: string, options: Conv
   const files = options.files ?? nodeFileAccess;
   if (!isConvertType(options.type)) throw new QuantLensError('USAGE', `conversion writes F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0 or Q5_1, not ${options.type}`);
   const model = await LlamaModel.load(input, { files, signal: options.signal, cacheWeights: false });
-  if (!model.tokenizer) throw new QuantLensError('USAGE', `${input} has no tokenizer.model: llama.cpp needs the vocabulary in the GGUF`);
+  if (!model.tokenizer) throw new QuantLensError('USAGE', `${input} has no tokenizer.model or tokenizer.json: llama.cpp needs the vocabulary in the GGUF`);
   const c = model.config;
   const info = model.info;
   const scheme = detectScheme(info.tensors.map((t) => t.name));
   const chatTemplate = await readChatTemplate(files, join(dirname(info.files[0]), 'tokenizer_config.json'));
-  const v = model.tokenizer.vocab;
+  const tokenizer = model.tokenizer;
   const folderName = basename(dirname(info.files[0]));
   const md: Record<string, MetadataValue> = {
     'general.architecture': { type: 'string', value: 'llama' },
@@ -69,17 +70,24 @@ export async function convertToGguf(input: string, output: string, options: Conv
     'llama.vocab_size': { type: 'u32', value: c.vocabSize },
     'llama.rope.dimension_count': { type: 'u32', value: c.ropeDims },
     'general.quantization_version': { type: 'u32', value: GGML_QNT_VERSION },
-    'tokenizer.ggml.model': { type: 'string', value: 'llama' },
-    'tokenizer.ggml.pre': { type: 'string', value: 'default' },
-    'tokenizer.ggml.tokens': { type: 'array', itemType: 'string', value: v.pieces },
-    'tokenizer.ggml.scores': { type: 'array', itemType: 'f32', value: Array.from(v.scores) },
-    'tokenizer.ggml.token_type': { type: 'array', itemType: 'i32', value: Array.from(v.types) },
-    'tokenizer.ggml.bos_token_id': { type: 'u32', value: v.bosId },
-    'tokenizer.ggml.eos_token_id': { type: 'u32', value: v.eosId },
-    'tokenizer.ggml.add_bos_token': { type: 'bool', value: v.addBos },
-    'tokenizer.ggml.add_eos_token': { type: 'bool', value: false },
   };
-  if (!v.addSpacePrefix) md['tokenizer.ggml.add_space_prefix'] = { type: 'bool', value: false };
+  if (tokenizer instanceof BpeTokenizer) {
+    Object.assign(md, bpeGgufMetadata(tokenizer.vocab));
+  } else {
+    const v = tokenizer.vocab;
+    Object.assign(md, {
+      'tokenizer.ggml.model': { type: 'string', value: 'llama' },
+      'tokenizer.ggml.pre': { type: 'string', value: 'default' },
+      'tokenizer.ggml.tokens': { type: 'array', itemType: 'string', value: v.pieces },
+      'tokenizer.ggml.scores': { type: 'array', itemType: 'f32', value: Array.from(v.scores) },
+      'tokenizer.ggml.token_type': { type: 'array', itemType: 'i32', value: Array.from(v.types) },
+      'tokenizer.ggml.bos_token_id': { type: 'u32', value: v.bosId },
+      'tokenizer.ggml.eos_token_id': { type: 'u32', value: v.eosId },
+      'tokenizer.ggml.add_bos_token': { type: 'bool', value: v.addBos },
+      'tokenizer.ggml.add_eos_token': { type: 'bool', value: false },
+    } satisfies Record<string, MetadataValue>);
+    if (!v.addSpacePrefix) md['tokenizer.ggml.add_space_prefix'] = { type: 'bool', value: false };
+  }
   if (chatTemplate !== null) md['tokenizer.chat_template'] = { type: 'string', value: chatTemplate };
 
   const chosen = info.tensors.filter((t) => {
@@ -142,10 +150,11 @@ async function readChatTemplate(files: FileAccess, path: string): Promise<string
   }
 }
 
-/** Is `input` a Hugging Face folder of a Llama-family model without biases (config.json model_type llama or mistral) with a tokenizer.model? */
+/** Is `input` a Hugging Face folder of a Llama-family model without biases (config.json model_type llama or mistral) with a tokenizer.model or tokenizer.json? */
 export async function isLlamaHfFolder(input: string, files: FileAccess = nodeFileAccess): Promise<boolean> {
   if (!(await files.isDirectory(input))) return false;
-  if (!(await files.exists(join(input, 'tokenizer.model'))) || !(await files.exists(join(input, 'config.json')))) return false;
+  const vocabulary = (await files.exists(join(input, 'tokenizer.model'))) || (await files.exists(join(input, 'tokenizer.json')));
+  if (!vocabulary || !(await files.exists(join(input, 'config.json')))) return false;
   const src = await files.open(join(input, 'config.json'));
   try {
     const json = JSON.parse(new TextDecoder().decode(await readExact(src, 0, Math.min(src.size, 1 << 20)))) as { model_type?: unknown };

@@ -25,7 +25,11 @@ import { decodeToF32, isPlainDType } from '../stats/decode';
 import { matrixShape, tensorRowsF32 } from '../tensor-rows';
 import { readTensorBytes } from '../tensordata';
 import { addInPlace, applyRope, causalAttention, causalAttentionF16, matmulF32, rmsNorm, ropeTables, swiglu } from './ops';
+import { BpeTokenizer, bpeVocabularyFromGguf, hasGgufBpeVocabulary, vocabularyFromTokenizerJson } from './bpe';
 import { hasGgufVocabulary, SpmTokenizer, vocabularyFromGguf, vocabularyFromSentencePiece } from './tokenizer';
+
+/** SentencePiece (tokenizer.model, GGUF `llama`) or byte-level BPE (tokenizer.json, GGUF `gpt2`). */
+export type ModelTokenizer = SpmTokenizer | BpeTokenizer;
 import { intMatmul, isIntWeightType, roundRowFloat, roundRowQ8K, roundToF16, unpackIntWeight, vecDotType, type IntWeight } from './vec-dot';
 
 export interface LlamaConfig {
@@ -202,7 +206,7 @@ export class LlamaModel {
   private constructor(
     readonly info: ModelInfo,
     readonly config: LlamaConfig,
-    readonly tokenizer: SpmTokenizer | null,
+    readonly tokenizer: ModelTokenizer | null,
     private readonly tensors: Map<string, TensorInfo>,
     private readonly scheme: NameScheme,
     private readonly files: FileAccess,
@@ -223,9 +227,15 @@ export class LlamaModel {
     const hfConfig = await readJsonIfPresent(files, join(folder, 'config.json'));
     const metaParams = info.format === 'pytorch' ? await readJsonIfPresent(files, join(folder, 'params.json')) : null;
     const config = resolveConfig(info, tensors, hfConfig, metaParams, options.config ?? {});
-    let tokenizer: SpmTokenizer | null = null;
+    let tokenizer: ModelTokenizer | null = null;
     if (info.format === 'gguf' && hasGgufVocabulary(info.metadata)) {
       tokenizer = new SpmTokenizer(vocabularyFromGguf(info.metadata, info.files[0]));
+    } else if (info.format === 'gguf' && hasGgufBpeVocabulary(info.metadata)) {
+      tokenizer = new BpeTokenizer(bpeVocabularyFromGguf(info.metadata, info.files[0]));
+    } else if (info.format !== 'gguf' && !(await files.exists(join(folder, 'tokenizer.model'))) && (await files.exists(join(folder, 'tokenizer.json')))) {
+      const json = await readJsonIfPresent(files, join(folder, 'tokenizer.json'));
+      const tc = await readJsonIfPresent(files, join(folder, 'tokenizer_config.json'));
+      tokenizer = new BpeTokenizer(vocabularyFromTokenizerJson(json, tc, { file: join(folder, 'tokenizer.json'), vocabSize: config.vocabSize }));
     } else if (await files.exists(join(folder, 'tokenizer.model'))) {
       const file = join(folder, 'tokenizer.model');
       const src = await files.open(file);
