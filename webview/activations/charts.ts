@@ -13,6 +13,16 @@ import { formatStat } from '../inspector/format';
 
 Chart.register(BarController, BarElement, CategoryScale, LinearScale, LogarithmicScale, LineController, LineElement, PointElement, Tooltip, Legend);
 
+/** Log-axis ticks at powers of ten only, written compactly (0.1, 1, 10, 1k, 1M). */
+function logTick(value: number | string): string {
+  const v = Number(value);
+  const exponent = Math.log10(v);
+  if (!(v > 0) || Math.abs(exponent - Math.round(exponent)) > 1e-9) return '';
+  if (v >= 1e6) return `${v / 1e6}M`;
+  if (v >= 1e3) return `${v / 1e3}k`;
+  return String(Number(v.toPrecision(1)));
+}
+
 /** A histogram of values over [min, max]; `log` puts counts on a log axis (peaked activations). */
 export function histogramChart(canvas: HTMLCanvasElement, stats: TensorStats, colorVar: string, log: boolean): Chart<'bar'> {
   const { min, max, counts } = stats.histogram;
@@ -35,7 +45,8 @@ export function histogramChart(canvas: HTMLCanvasElement, stats: TensorStats, co
       },
       scales: {
         x: { ticks: { color: text, maxTicksLimit: 6, maxRotation: 0 }, grid: { display: false } },
-        y: log ? { type: 'logarithmic', ticks: { color: text, maxTicksLimit: 5 }, grid: { color: grid } } : { type: 'linear', beginAtZero: true, ticks: { color: text, maxTicksLimit: 5 }, grid: { color: grid } },
+        // counts of 1 stay visible above the log axis's floor
+        y: log ? { type: 'logarithmic', min: 0.5, ticks: { color: text, callback: (v) => (Number(v) >= 1 ? logTick(v) : '') }, grid: { color: grid } } : { type: 'linear', beginAtZero: true, ticks: { color: text, maxTicksLimit: 5 }, grid: { color: grid } },
       },
     },
   };
@@ -57,7 +68,7 @@ export function stripChart(canvas: HTMLCanvasElement, sites: readonly Activation
           type: 'bar',
           label: 'absmax',
           data: sites.map((s) => (s.absMax !== null && s.absMax > 0 ? s.absMax : null)),
-          backgroundColor: sites.map((s, i) => (i === selected ? themeColor('--vscode-focusBorder', bar) : s.outlierChannels > 0 ? withAlpha(hot, 0.8) : withAlpha(bar, 0.75))),
+          backgroundColor: sites.map((s, i) => (i === selected ? themeColor('--vscode-charts-purple', 'purple') : s.outlierChannels > 0 ? withAlpha(hot, 0.8) : withAlpha(bar, 0.75))),
           borderWidth: 0,
           barPercentage: 0.9,
           categoryPercentage: 1,
@@ -92,7 +103,7 @@ export function stripChart(canvas: HTMLCanvasElement, sites: readonly Activation
       },
       scales: {
         x: { ticks: { color: text, maxRotation: 0, autoSkip: true, maxTicksLimit: 12 }, grid: { display: false } },
-        y: { type: 'logarithmic', position: 'left', title: { display: true, text: 'absmax', color: text }, ticks: { color: text, maxTicksLimit: 5 }, grid: { color: grid } },
+        y: { type: 'logarithmic', position: 'left', title: { display: true, text: 'absmax', color: text }, ticks: { color: text, callback: logTick }, grid: { color: grid } },
         k: { type: 'linear', position: 'right', title: { display: true, text: 'kurtosis', color: text }, ticks: { color: text, maxTicksLimit: 5 }, grid: { display: false } },
       },
     },

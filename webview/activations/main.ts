@@ -65,7 +65,7 @@ function view(): HTMLElement {
     { class: 'title' },
     h('h1', null, `Activations: ${state.fileName}`),
     h('vscode-badge', { variant: 'counter' }, state.kind === 'onnx' ? 'ONNX' : 'LLM'),
-    h('span', { class: 'muted small', title: state.path }, state.kind === 'onnx' ? 'ONNX Runtime (WebAssembly) in the kernel workers' : 'forward pass with its matrix products in the kernel workers'),
+    h('span', { class: 'muted small', title: state.path }, state.kind === 'onnx' ? 'ONNX Runtime (WebAssembly) in the kernel workers' : 'forward pass in a kernel worker'),
   );
   const form = state.kind === 'onnx' ? onnxForm() : llmForm();
   return h(
@@ -130,8 +130,9 @@ function llmForm(): HTMLElement {
     null,
     row('Text', source),
     fileRow,
-    row('Context', ctx, h('span', { class: 'muted small' }, 'tokens per chunk (llama-imatrix chunking: whole chunks, BOS first)'), h('span', { class: 'gap' }), h('span', { class: 'muted small' }, 'Chunks'), chunks),
-    h('p', { class: 'muted small' }, 'The run also computes the importance matrix; the Sensitivity sidebar then weights its sweep with it (imatrix mode).'),
+    row('Context', ctx, h('span', { class: 'muted small' }, 'tokens per chunk')),
+    row('Chunks', chunks, h('span', { class: 'muted small' }, 'at most this many (empty: every whole chunk of the text)')),
+    h('p', { class: 'muted small' }, 'Chunked as llama-imatrix does (whole chunks, BOS first). The run also computes the importance matrix; the Sensitivity sidebar then weights its sweep with it (imatrix mode).'),
   );
 }
 
@@ -253,7 +254,7 @@ async function run(): Promise<void> {
     state.evaluation = null;
     selected = -1;
     showResult(result);
-    statusText.textContent = `Done in ${result.seconds.toFixed(1)} s.`;
+    statusText.textContent = `Calibrated in ${result.seconds.toFixed(1)} s.`;
     statusText.dataset.state = 'done';
   } catch (err) {
     const e = err as Error & { code?: string };
@@ -276,6 +277,10 @@ function showProgress(p: ActivationsProgressEvent): void {
     progressBar.value = p.total > 0 ? p.done / p.total : 0;
     statusText.textContent = `${p.stage}${p.total > 1 ? ` ${p.done}/${p.total}` : ''}…`;
     statusText.dataset.state = 'running';
+  } else if (p.state === 'done') {
+    progressBar.value = 1;
+    statusText.textContent = `Done: ${p.stage}.`;
+    statusText.dataset.state = 'done';
   } else if (p.state === 'error' || p.state === 'cancelled') {
     statusText.textContent = p.state === 'cancelled' ? 'Cancelled.' : (p.message ?? 'Failed.');
     statusText.dataset.state = p.state;
@@ -340,7 +345,6 @@ function siteTable(result: ActivationsResultView): HTMLElement {
       h('td', { class: 'name' }, s.label),
       h('td', null, s.op),
       h('td', { class: 'num' }, formatStat(s.absMax)),
-      h('td', { class: 'num' }, formatStat(s.std)),
       h('td', { class: 'num' }, formatStat(s.kurtosis)),
       h('td', { class: `num${s.outlierChannels ? ' hot' : ''}` }, s.hasChannels ? String(s.outlierChannels) : ''),
     );
@@ -350,7 +354,7 @@ function siteTable(result: ActivationsResultView): HTMLElement {
   return h(
     'table',
     { class: 'sites', 'data-testid': 'site-table' },
-    h('thead', null, h('tr', null, h('th', { class: 'num' }, '#'), h('th', null, state.kind === 'onnx' ? 'Node' : 'Site'), h('th', null, state.kind === 'onnx' ? 'Op' : 'Kind'), h('th', { class: 'num' }, 'absmax'), h('th', { class: 'num' }, 'std'), h('th', { class: 'num' }, 'kurtosis'), h('th', { class: 'num', title: `channels of the input whose absmax exceeds 6× the median channel's` }, 'outlier ch.'))),
+    h('thead', null, h('tr', null, h('th', { class: 'num' }, '#'), h('th', null, state.kind === 'onnx' ? 'Node' : 'Site'), h('th', null, state.kind === 'onnx' ? 'Op' : 'Kind'), h('th', { class: 'num' }, 'absmax'), h('th', { class: 'num' }, 'kurtosis'), h('th', { class: 'num', title: `channels of the input whose absmax exceeds 6× the median channel's` }, 'outlier ch.'))),
     tbody,
   );
 }
@@ -361,7 +365,7 @@ function selectSite(index: number, weight?: string): void {
   if (!result || !site) return;
   selected = index;
   for (const tr of resultBox.querySelectorAll<HTMLTableRowElement>('table.sites tbody tr')) tr.classList.toggle('selected', Number(tr.dataset.index) === index);
-  resultBox.querySelector(`table.sites tbody tr[data-index="${index}"]`)?.scrollIntoView({ block: 'nearest' });
+  scrollRowIntoView(resultBox.querySelector<HTMLElement>(`table.sites tbody tr[data-index="${index}"]`));
   drawStrip(result);
   detailRequest?.abort();
   const controller = new AbortController();
@@ -381,6 +385,16 @@ function selectSite(index: number, weight?: string): void {
       detail.replaceChildren(h('p', { class: 'error' }, err.message));
     },
   );
+}
+
+/** Scrolls the site list (only it, not the page) so that `row` shows. */
+function scrollRowIntoView(row: HTMLElement | null): void {
+  const box = row?.closest<HTMLElement>('.table-box');
+  if (!row || !box) return;
+  const header = box.querySelector('thead')?.getBoundingClientRect().height ?? 0;
+  const top = row.offsetTop - header;
+  if (top < box.scrollTop) box.scrollTop = top;
+  else if (row.offsetTop + row.offsetHeight > box.scrollTop + box.clientHeight) box.scrollTop = row.offsetTop + row.offsetHeight - box.clientHeight;
 }
 
 function statsLine(s: TensorStats): string {

@@ -1,16 +1,16 @@
 /**
  * The LLM side of the Activations view: a Llama-family checkpoint run over calibration text
- * (src/core/model/calibrate.ts, llama-imatrix's chunking), its matrix products in the kernel pool.
+ * (src/core/model/calibrate.ts, llama-imatrix's chunking) inside a kernel worker (the `calibrate` job).
  * Keeps what the view asks for afterwards: each site's statistics and channel profile, the
  * checkpoint's weights for their histograms, and the importance matrix for the sensitivity sidebar.
  */
 import { basename } from 'node:path';
 import { QuantLensError } from '../../core/errors';
-import { calibrate, encodeImatrixGguf, OUTLIER_CHANNEL_RATIO, type ActivationSiteStats } from '../../core/model/calibrate';
+import { encodeImatrixGguf, OUTLIER_CHANNEL_RATIO, type ActivationSiteStats } from '../../core/model/calibrate';
 import { readEvalText } from '../../core/model/eval';
 import { LlamaModel } from '../../core/model/llama';
 import type { TensorInfo } from '../../core/model';
-import { PoolMatmul } from '../../kernel/matmul';
+import { imatrixOfReply } from '../../kernel/model-jobs';
 import type { KernelPool } from '../../kernel/pool';
 import { computeTensorStats } from '../../kernel/tensor-stats';
 import type { ActivationSiteView, ActivationsResultView, ChannelProfileView, SiteDetailReply } from '../../shared/protocol';
@@ -60,7 +60,7 @@ export class LlmActivations {
     for (const s of summaries) this.sites.set(s.key, s);
   }
 
-  /** Loads the checkpoint and runs the text through it (cancellable through `signal`). */
+  /** Runs the text through the checkpoint in a kernel worker (the `calibrate` job; cancellable through `signal`). */
   static async run(
     path: string,
     input: LlmCalibrationInput,
@@ -69,15 +69,14 @@ export class LlmActivations {
     onProgress: (done: number, total: number) => void,
   ): Promise<LlmActivations> {
     const started = performance.now();
+    const r = await pool.run(
+      'calibrate',
+      { model: path, text: { bytes: input.text }, ctx: input.ctx, ...(input.chunks !== null ? { chunks: input.chunks } : {}) },
+      { signal, onPartial: ({ done, total }) => onProgress(done, total) },
+    );
+    // the checkpoint's header and names, for the weight histograms (no forward pass here)
     const model = await LlamaModel.load(path, { signal });
-    const r = await calibrate(model, input.text, {
-      ctx: input.ctx,
-      chunks: input.chunks ?? undefined,
-      backend: new PoolMatmul(pool),
-      signal,
-      onProgress,
-    });
-    const summaries = [...r.sites.values()].map((acc) => acc.summary());
+    const summaries = r.sites;
     const sites: ActivationSiteView[] = summaries.map((s) => ({
       id: s.key,
       label: s.key,
@@ -90,14 +89,14 @@ export class LlmActivations {
       weights: siteWeights(s),
       hasChannels: s.channels > 1,
     }));
-    const imatrixGguf = encodeImatrixGguf(r.imatrix, { datasets: [input.textName], chunkCount: r.chunks, chunkSize: r.ctx });
+    const imatrixGguf = encodeImatrixGguf(imatrixOfReply(r), { datasets: [input.textName], chunkCount: r.chunks, chunkSize: r.ctx });
     const view: ActivationsResultView = {
       summary: `${r.chunks} chunks of ${r.ctx} tokens from ${input.textName} (${r.tokens} tokens in all), exact f32 forward pass`,
       synthetic: false,
       sites,
       seconds: (performance.now() - started) / 1000,
       ppl: r.ppl,
-      imatrixWeights: r.imatrix.size,
+      imatrixWeights: r.imatrix.length,
       notes: [],
     };
     return new LlmActivations(model, view, summaries, imatrixGguf);
