@@ -41,8 +41,9 @@ export function registerCommands(context: vscode.ExtensionContext, inspector: In
     }),
 
     // Reveal Tensor(uri, tensor name or index): opens the file in the inspector and selects the tensor.
-    vscode.commands.registerCommand('quantlens.revealTensor', async (uri?: vscode.Uri, tensor?: string | number) => {
-      const target = uri instanceof vscode.Uri ? uri : inspector.activeSession?.document.uri;
+    vscode.commands.registerCommand('quantlens.revealTensor', async (first?: unknown, second?: unknown) => {
+      const { uri, tensor } = revealArguments(first, second);
+      const target = uri ?? inspector.activeSession?.document.uri;
       if (!target || tensor === undefined) return;
       await vscode.commands.executeCommand('vscode.openWith', target, InspectorEditorProvider.viewType);
       const session = inspector.sessionFor(target);
@@ -56,6 +57,21 @@ export function registerCommands(context: vscode.ExtensionContext, inspector: In
       session.reveal(index);
     }),
   );
+}
+
+/**
+ * Reveal Tensor's arguments: `(uri, tensor)` from code (the sidebar, the comparison), or one
+ * `{ uri?, tensor }` object with the URI as text from a keybinding or a `command:` link.
+ */
+export function revealArguments(first: unknown, second: unknown): { uri?: vscode.Uri; tensor?: string | number } {
+  const tensorOf = (x: unknown): string | number | undefined => (typeof x === 'string' || typeof x === 'number' ? x : undefined);
+  if (first instanceof vscode.Uri) return { uri: first, tensor: tensorOf(second) };
+  if (first && typeof first === 'object') {
+    const { uri, tensor } = first as { uri?: unknown; tensor?: unknown };
+    const parsed = typeof uri === 'string' ? (/^[a-z][\w+.-]*:/i.test(uri) ? vscode.Uri.parse(uri) : vscode.Uri.file(uri)) : undefined;
+    return { uri: parsed, tensor: tensorOf(tensor) };
+  }
+  return { tensor: tensorOf(second) };
 }
 
 /** The URI of the active tab: a custom editor (the inspector itself) or a text editor. */

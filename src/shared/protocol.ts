@@ -171,6 +171,33 @@ export interface TensorDetailReply {
   profile?: { rows: number[]; columns: number[] };
 }
 
+/**
+ * Asks for the strip across layers of the tensors that play this tensor's part in every layer (the
+ * same name but for the layer number: every `blk.N.ffn_down.weight`). Statistics missing from the
+ * cache and the session are computed in the worker pool first (`roleStripProgress`); cancel by
+ * aborting the request.
+ */
+export interface RoleStripRequest {
+  index: number;
+}
+
+/** One layer's point of a strip (stats null: that tensor could not be read). */
+export interface RoleStripPoint {
+  index: number;
+  layer: number;
+  name: string;
+  stats: StatsSummary | null;
+}
+
+/** The strip: empty for a tensor outside numbered layers. */
+export interface RoleStripReply {
+  /** The shared name with `{N}` for the layer, e.g. `blk.{N}.ffn_down.weight`. */
+  pattern: string;
+  role: string;
+  /** By layer. */
+  points: RoleStripPoint[];
+}
+
 /** Starts "Analyze All Tensors"; resolves when done. Cancel by aborting the request. */
 export interface AnalyzeAllRequest {
   bins?: number;
@@ -182,6 +209,8 @@ export interface AnalyzeAllReply {
   failed: number;
   cancelled: boolean;
   elapsedMs: number;
+  /** The user said no to the large-model confirmation: nothing ran. */
+  declined?: boolean;
 }
 
 /** The webview asks to reopen the file with another editor (error panel buttons). */
@@ -256,6 +285,13 @@ export interface AnalyzeProgressEvent {
 /** Analyze All ended (done, failed or cancelled), whoever started it. */
 export interface AnalyzeFinishedEvent extends AnalyzeAllReply {}
 
+/** Statistics of a strip's tensors being computed (for the strip of tensor `index`). */
+export interface RoleStripProgressEvent {
+  index: number;
+  done: number;
+  total: number;
+}
+
 /** Asks the webview to scroll to and select one tensor (command "Reveal Tensor"). */
 export interface RevealTensorEvent {
   index: number;
@@ -268,6 +304,7 @@ export interface InspectorWebviewSide {
     tensorPage: { request: TensorPageRequest; reply: TensorPageReply };
     layerGroups: { request: LayerGroupsRequest; reply: LayerGroupsReply };
     tensorDetail: { request: TensorDetailRequest; reply: TensorDetailReply };
+    roleStrip: { request: RoleStripRequest; reply: RoleStripReply };
     analyzeAll: { request: AnalyzeAllRequest; reply: AnalyzeAllReply };
   };
   events: {
@@ -285,6 +322,7 @@ export interface InspectorHostSide {
     statsUpdate: StatsUpdateEvent;
     analyzeProgress: AnalyzeProgressEvent;
     analyzeFinished: AnalyzeFinishedEvent;
+    roleStripProgress: RoleStripProgressEvent;
     revealTensor: RevealTensorEvent;
   };
 }

@@ -3,7 +3,7 @@
  * 127.0.0.1, driven by Debian's Chromium through playwright-core (../shared/docs/E2E.md).
  * scripts/setup-e2e.sh installs code-server; scripts/code-server.ts starts it.
  */
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { chromium, type Browser, type FrameLocator, type Page } from 'playwright-core';
@@ -50,6 +50,8 @@ export interface StartOptions {
   outDir: string;
   /** User settings beyond scripts/code-server.ts's BASE_SETTINGS. */
   settings?: Record<string, unknown>;
+  /** User keybindings (keybindings.json entries), e.g. to run a command hidden from the palette. */
+  keybindings?: Array<{ key: string; command: string; args?: unknown }>;
 }
 
 /** A running code-server with a browser page on its workbench. Close it with `close()`. */
@@ -70,6 +72,7 @@ export class Workbench {
     let browser: Browser | undefined;
     try {
       const profile = createProfile(scratch, options.settings);
+      if (options.keybindings) writeFileSync(join(profile.userData, 'User/keybindings.json'), JSON.stringify(options.keybindings, null, 2));
       for (const vsix of options.vsix) await installExtension(profile, vsix);
       server = await startCodeServer(profile, options.workspace);
       browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
@@ -100,7 +103,8 @@ export class Workbench {
    * input has focus stay inside its iframe.
    */
   async focusWorkbench(): Promise<void> {
-    await this.page.locator('.part.sidebar .composite.title').first().click();
+    // the label, not the title bar's middle: a narrow sidebar puts the view's toolbar buttons there
+    await this.page.locator('.part.sidebar .composite.title .title-label').first().click();
   }
 
   /** Runs a command through the command palette by its title. */
@@ -147,10 +151,25 @@ export class Workbench {
     const input = page.locator('.quick-input-widget input');
     await input.waitFor({ state: 'visible' });
     await input.fill(name);
-    await page.locator('.quick-input-list .monaco-list-row', { hasText: name }).first().waitFor({ timeout: 20_000 });
+    // the first row, which Enter opens: while the list still shows recently opened files, a row
+    // further down may already match
+    await page.locator('.quick-input-list .monaco-list-row[data-index="0"]', { hasText: name }).waitFor({ timeout: 20_000 });
     const pressed = Date.now();
     await page.keyboard.press('Enter');
     return pressed;
+  }
+
+  /** Switches the colour theme through *Preferences: Color Theme* and waits for the workbench to take it. */
+  async setColorTheme(label: string, bodyClass: 'vs' | 'vs-dark' | 'hc-black' | 'hc-light'): Promise<void> {
+    const { page } = this;
+    await this.runCommand('Preferences: Color Theme');
+    // the theme picker replaces the command palette in the same widget: wait for its themes before typing
+    await page.locator('.quick-input-list .monaco-list-row', { hasText: /Default (Dark|Light) Modern/ }).first().waitFor({ timeout: 10_000 });
+    await page.locator('.quick-input-widget input').fill(label);
+    await page.locator('.quick-input-list .monaco-list-row[data-index="0"]', { hasText: label }).waitFor({ timeout: 10_000 });
+    await page.keyboard.press('Enter');
+    await page.locator(`.monaco-workbench.${bodyClass}`).waitFor({ timeout: 15_000 });
+    await page.waitForTimeout(400); // webviews restyle and redraw their charts
   }
 
   async closeAllEditors(): Promise<void> {

@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import type { FrameLocator } from 'playwright-core';
 import { openModel } from '../../src/core/readers';
+import { safetensorsBytes } from '../fixtures/safetensors-builder';
 import { missingPrerequisite, outputDir, packageExtension, repoRoot, sharedModels, Workbench } from './harness';
 import { formatTimings, openAndTime } from './inspector-timing';
 
@@ -22,6 +23,12 @@ const MODELS = [
   'stories260K/stories260K.pt',
 ];
 const DOWN_PROJ = 'model.layers.2.mlp.down_proj.weight';
+/** What the Reveal Tensor keybinding of this test selects. */
+const REVEALED = 'model.layers.4.self_attn.v_proj.weight';
+/** Analyze All asks first above this many bytes: the 100k GGUF (57 MB) is above, the rest below. */
+const CONFIRM_BYTES = 10_000_000;
+/** The odd-layer fixture: ffn_down of every layer alike but this one's, scaled up. */
+const ODD_LAYER = 5;
 
 const count = new Intl.NumberFormat('en-US');
 const skip = missingPrerequisite() ?? (existsSync(sharedModels) ? undefined : `${sharedModels} is missing`);
@@ -47,6 +54,7 @@ describe('inspector in VS Code (code-server + Chromium)', { skip }, () => {
     copyFileSync(join(sharedModels, 'stories260K/hf/config.json'), join(workspace, 'config.json'));
     // a safetensors file cut inside its header: the typed error, never a blank webview
     writeFileSync(join(workspace, 'truncated.safetensors'), readFileSync(join(sharedModels, MODELS[0])).subarray(0, 200));
+    writeFileSync(join(workspace, 'odd-layer.safetensors'), oddLayerModel());
     // the generated 100,000-tensor GGUF: the table must stay quick
     execFileSync(process.execPath, ['--import', 'tsx', join(repoRoot, 'scripts/gen.ts'), 'gguf-100k', join(workspace, 'many-tensors.gguf')], { cwd: repoRoot });
     const vsix = await packageExtension(scratch);
@@ -55,8 +63,11 @@ describe('inspector in VS Code (code-server + Chromium)', { skip }, () => {
       workspace,
       vsix: [vsix],
       outDir: outputDir('inspector'),
-      settings: { 'workbench.colorTheme': 'Default Dark Modern' },
+      settings: { 'workbench.colorTheme': 'Default Dark Modern', 'quantlens.inspector.largeFileConfirmBytes': CONFIRM_BYTES },
+      // Reveal Tensor is for code (the sidebar, the comparison), hidden from the palette: a keybinding runs it here
+      keybindings: [{ key: 'ctrl+alt+shift+r', command: 'quantlens.revealTensor', args: { uri: join(workspace, 'model.safetensors'), tensor: REVEALED } }],
     });
+    await wb.page.context().grantPermissions(['clipboard-read', 'clipboard-write'], { origin: new URL(wb.url).origin });
     await wb.waitForContextMenuItem(basename(MODELS[0]), 'Open in Inspector');
     timings.push(`package ${packaged - started} ms`, `code-server + workbench ready ${Date.now() - packaged} ms`);
     await wb.screenshot('workbench');
@@ -75,6 +86,17 @@ describe('inspector in VS Code (code-server + Chromium)', { skip }, () => {
       await wb.screenshot(`failure-${name}`).catch(() => {});
       throw new Error(`${(err as Error).message}\ncode-server output (tail):\n${wb.serverOutput().slice(-1500)}`);
     }
+  }
+
+  async function paintedPixels(view: FrameLocator, selector: string): Promise<number> {
+    return view.locator(selector).evaluate((el) => {
+      type Canvas = { width: number; height: number; getContext(kind: '2d'): { getImageData(x: number, y: number, w: number, h: number): { data: Uint8ClampedArray } } };
+      const canvas = el as unknown as Canvas;
+      const data = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+      let n = 0;
+      for (let i = 3; i < data.length; i += 4) if (data[i] > 0) n++;
+      return n;
+    });
   }
 
   async function tensorCount(view: FrameLocator): Promise<string | undefined> {
@@ -159,6 +181,13 @@ describe('inspector in VS Code (code-server + Chromium)', { skip }, () => {
         return n;
       });
       assert.ok(painted > 500, `histogram canvas has ${painted} painted pixels`);
+
+      // the strip across layers: ffn_down of all 5 layers, their statistics computed in the pool
+      await view.locator('[data-testid="strip-odd"]').waitFor({ timeout: 60_000 });
+      assert.match((await view.locator('[data-testid="role-strip"] h3').textContent()) ?? '', /model\.layers\.\{N\}\.mlp\.down_proj\.weight/);
+      for (const metric of ['absMax', 'std', 'kurtosis', 'outlierShare']) {
+        assert.ok((await paintedPixels(view, `canvas[data-testid="strip-${metric}"]`)) > 100, `strip ${metric} drawn`);
+      }
       await wb.screenshot('dark-tensor-view');
 
       await view.locator('[data-testid="analyze-all"]').click();
@@ -180,6 +209,122 @@ describe('inspector in VS Code (code-server + Chromium)', { skip }, () => {
     });
   });
 
+  test('the odd layer stands out in the strip across layers; a click opens its tensor', async () => {
+    await failureContext('odd-layer', async () => {
+      await wb.openFile('odd-layer.safetensors');
+      const view = wb.webview();
+      await tensorCount(view);
+      await view.locator('[data-testid="tab-tensors"]').click();
+      await view.locator('.tt-row', { hasText: 'model.layers.0.mlp.down_proj.weight' }).click();
+      const odd = view.locator('[data-testid="strip-odd"]');
+      await odd.waitFor({ timeout: 60_000 });
+      const flagged = await odd.locator('a[data-layer]').evaluateAll((links) => links.map((a) => a.getAttribute('data-layer')));
+      assert.deepEqual(flagged, [String(ODD_LAYER)], `flagged layers: ${flagged.join(', ')}`);
+      await wb.screenshot('light-odd-layer-strip');
+      await odd.locator('a[data-layer]').click();
+      await view.locator('[data-testid="detail-name"]', { hasText: `model.layers.${ODD_LAYER}.mlp.down_proj.weight` }).waitFor({ timeout: 15_000 });
+      await view.locator('.tt-row.selected', { hasText: `model.layers.${ODD_LAYER}.mlp.down_proj.weight` }).waitFor();
+      await wb.closeAllEditors();
+    });
+  });
+
+  test('Reveal Tensor selects the tensor; Copy Tensor Stats as JSON puts its statistics on the clipboard', async () => {
+    await failureContext('reveal-copy', async () => {
+      await wb.focusWorkbench();
+      await wb.page.keyboard.press('Control+Alt+Shift+R');
+      const view = wb.webview();
+      await view.locator('[data-testid="detail-name"]', { hasText: REVEALED }).waitFor({ timeout: 30_000 });
+      await view.locator('.tt-row.selected', { hasText: REVEALED }).waitFor();
+      await view.locator('[data-testid="stat-mean"]').waitFor({ timeout: 30_000 });
+      await wb.screenshot('light-revealed');
+
+      await wb.page.evaluate(() => navigator.clipboard.writeText(''));
+      await wb.runCommand('QuantLens: Copy Tensor Stats as JSON');
+      let text = '';
+      for (let i = 0; i < 50 && !text; i++) {
+        await wb.page.waitForTimeout(100);
+        text = await wb.page.evaluate(() => navigator.clipboard.readText());
+      }
+      const copied = JSON.parse(text) as Record<string, unknown> & { histogram: { counts: number[] } };
+      const cli = JSON.parse(
+        execFileSync(process.execPath, [join(repoRoot, 'dist/cli.js'), 'stats', join(workspace, 'model.safetensors'), '--tensor', REVEALED, '--json'], { encoding: 'utf8' }),
+      ).tensors[0];
+      assert.equal(copied.name, REVEALED);
+      for (const key of ['count', 'min', 'max', 'mean', 'std', 'absMax', 'kurtosis', 'outlierShare']) assert.equal(copied[key], cli[key], key);
+      assert.equal(copied.histogram.counts.reduce((a, b) => a + b, 0), cli.finite, 'histogram counts every finite value');
+      await wb.closeAllEditors();
+    });
+  });
+
+  test('Analyze All on the 100k GGUF: the large-model confirmation, then cancelling a running analysis', async () => {
+    await failureContext('analyze-cancel', async () => {
+      const { page } = wb;
+      await wb.openFile('many-tensors.gguf');
+      const view = wb.webview();
+      await tensorCount(view);
+      await view.locator('[data-testid="tab-tensors"]').click();
+      const dialog = page.locator('.monaco-dialog-box');
+
+      // declined: nothing runs, the button is back
+      await view.locator('[data-testid="analyze-all"]').click();
+      await dialog.waitFor({ timeout: 15_000 });
+      assert.match((await dialog.textContent()) ?? '', /Analyze all 100000 tensors/);
+      await wb.screenshot('light-analyze-confirm');
+      await dialog.locator('.monaco-button', { hasText: 'Cancel' }).click();
+      await dialog.waitFor({ state: 'detached' });
+      await view.locator('[data-testid="analyze-all"]:not([disabled])').waitFor({ timeout: 10_000 });
+      assert.equal((await view.locator('[data-testid="analyze-status"]').textContent())?.trim(), '');
+
+      // accepted, then cancelled from the webview while it runs
+      await view.locator('[data-testid="analyze-all"]').click();
+      await dialog.waitFor({ timeout: 15_000 });
+      await dialog.locator('.monaco-button', { hasText: 'Analyze' }).click();
+      await view.locator('[data-testid="analyze-status"]', { hasText: /^[1-9][\d,]* \/ 100,000 tensors/ }).waitFor({ timeout: 30_000 });
+      await page.locator('.notifications-toasts', { hasText: 'analyzing many-tensors.gguf' }).waitFor({ timeout: 10_000 });
+      await wb.screenshot('light-analyze-running');
+      await view.locator('[data-testid="analyze-cancel"]').click();
+      const status = view.locator('[data-testid="analyze-status"][data-state="cancelled"]');
+      await status.waitFor({ timeout: 30_000 });
+      const analyzed = Number(/Cancelled: ([\d,]+) tensors/.exec((await status.textContent()) ?? '')?.[1].replace(/,/g, ''));
+      assert.ok(analyzed > 0 && analyzed < 100_000, `cancelled after ${analyzed} tensors`);
+      await page.locator('.notifications-toasts', { hasText: 'analyzing many-tensors.gguf' }).waitFor({ state: 'hidden', timeout: 15_000 });
+      await view.locator('[data-testid="analyze-all"]:not([disabled])').waitFor();
+      await wb.screenshot('light-analyze-cancelled');
+      await wb.closeAllEditors();
+    });
+  });
+
+  for (const [theme, label, bodyClass] of [
+    ['dark', 'Default Dark Modern', 'vs-dark'],
+    ['light', 'Default Light Modern', 'vs'],
+    ['hc-dark', 'Default High Contrast', 'hc-black'],
+    ['hc-light', 'Default High Contrast Light', 'hc-light'],
+  ] as const) {
+    test(`every view in the ${theme} theme (screenshots)`, async () => {
+      await failureContext(`theme-${theme}`, async () => {
+        await wb.setColorTheme(label, bodyClass);
+        await wb.openFile('model.safetensors');
+        const view = wb.webview();
+        await tensorCount(view);
+        await wb.screenshot(`${theme}-overview`);
+        await view.locator('[data-testid="tab-layers"]').click();
+        await view.locator('[data-testid="group-layer:2"] .twisty').click();
+        await wb.screenshot(`${theme}-layers`);
+        await view.locator('[data-testid="tab-tensors"]').click();
+        await view.locator('.tt-row', { hasText: DOWN_PROJ }).click();
+        await view.locator('[data-testid="strip-odd"]').waitFor({ timeout: 60_000 });
+        await wb.screenshot(`${theme}-tensor-view`);
+        await view.locator('[data-testid="tensor-detail"]').evaluate((el) => el.scrollTo(0, el.scrollHeight));
+        await wb.screenshot(`${theme}-tensor-view-strip`);
+        await wb.closeAllEditors();
+        await wb.openFile('truncated.safetensors');
+        await wb.webview().locator('[data-testid="error-panel"]').waitFor({ timeout: 30_000 });
+        await wb.screenshot(`${theme}-error`);
+        await wb.closeAllEditors();
+      });
+    });
+  }
+
   test('a truncated file shows the typed error with Reopen with Text Editor', async () => {
     await failureContext('error', async () => {
       await wb.openFile('truncated.safetensors');
@@ -195,3 +340,18 @@ describe('inspector in VS Code (code-server + Chromium)', { skip }, () => {
     });
   });
 });
+
+/** Eight layers' ffn_down alike (seeded normal values), but layer ODD_LAYER's scaled by 25. */
+function oddLayerModel(): Uint8Array {
+  let seed = 42;
+  const uniform = (): number => ((seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0) + 0.5) / 2 ** 32;
+  const tensors = Array.from({ length: 8 }, (_, layer) => {
+    const values = new Float32Array(64 * 64);
+    for (let i = 0; i < values.length; i++) {
+      const gauss = Math.sqrt(-2 * Math.log(uniform())) * Math.cos(2 * Math.PI * uniform());
+      values[i] = gauss * 0.02 * (layer === ODD_LAYER ? 25 : 1);
+    }
+    return { name: `model.layers.${layer}.mlp.down_proj.weight`, dtype: 'F32', shape: [64, 64], data: new Uint8Array(values.buffer) };
+  });
+  return safetensorsBytes(tensors);
+}

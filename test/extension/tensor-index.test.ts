@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ModelInfo, TensorInfo } from '../../src/core/model';
 import { StatsCache, stampFiles } from '../../src/extension/inspector/stats-cache';
-import { MAX_PAGE_ROWS, METADATA_ARRAY_FOLD, metadataEntries, modelState, TensorIndex } from '../../src/extension/inspector/tensor-index';
+import { layerPattern, MAX_PAGE_ROWS, METADATA_ARRAY_FOLD, metadataEntries, modelState, TensorIndex } from '../../src/extension/inspector/tensor-index';
 import type { StatsSummary } from '../../src/shared/protocol';
 
 function model(names: string[], format: ModelInfo['format'] = 'safetensors'): ModelInfo {
@@ -169,4 +169,24 @@ test('stats cache: round trip, invalidated by a changed file or other bins', asy
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('strip across layers: the same name but for the layer number, by layer; none outside layers', () => {
+  const index = new TensorIndex(
+    model([
+      'model.layers.10.mlp.down_proj.weight',
+      'model.layers.2.mlp.down_proj.weight',
+      'model.layers.2.mlp.down_proj.bias',
+      'model.layers.2.self_attn.q_proj.weight',
+      'model.layers.0.mlp.down_proj.weight',
+      'model.norm.weight',
+      'blk.2.ffn_down.weight',
+    ]),
+  );
+  assert.equal(layerPattern(index.row(1)!), 'model.layers.{N}.mlp.down_proj.weight');
+  assert.deepEqual(index.sameRoleAcrossLayers(1), { pattern: 'model.layers.{N}.mlp.down_proj.weight', indices: [4, 1, 0] });
+  assert.deepEqual(index.sameRoleAcrossLayers(2).indices, [2], 'biases are their own strip');
+  assert.deepEqual(index.sameRoleAcrossLayers(6).indices, [6], 'GGUF names are not mixed with HF names');
+  assert.deepEqual(index.sameRoleAcrossLayers(5), { pattern: '', indices: [] });
+  assert.deepEqual(index.sameRoleAcrossLayers(99), { pattern: '', indices: [] });
 });

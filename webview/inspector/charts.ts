@@ -142,3 +142,64 @@ export function lineChart(canvas: HTMLCanvasElement, labels: string[], values: n
     },
   });
 }
+
+export interface StripChartOptions {
+  labels: string[];
+  values: Array<number | null>;
+  /** Points that stand out (drawn larger, in the theme's red). */
+  odd: boolean[];
+  /** The point of the tensor on view (drawn largest, in the foreground colour), or -1. */
+  current: number;
+  colorVar: string;
+  format(value: number): string;
+  title(i: number): string;
+  onPick(i: number): void;
+}
+
+/** One statistic by layer: a line through every layer's value, odd layers and the current one marked. */
+export function stripChart(canvas: HTMLCanvasElement, o: StripChartOptions): Chart<'line'> {
+  const { text, grid } = axisColors();
+  const line = themeColor(o.colorVar, 'steelblue');
+  const red = themeColor('--vscode-charts-red', 'red');
+  const here = themeColor('--vscode-foreground', text);
+  const pointColor = o.values.map((_, i) => (i === o.current ? here : o.odd[i] ? red : line));
+  const pointRadius = o.values.map((_, i) => (i === o.current ? 5 : o.odd[i] ? 4.5 : 2.5));
+  return new Chart(canvas, {
+    type: 'line',
+    data: {
+      labels: o.labels,
+      datasets: [
+        {
+          data: o.values,
+          borderColor: line,
+          borderWidth: 1.5,
+          pointBackgroundColor: pointColor,
+          pointBorderColor: pointColor,
+          pointRadius,
+          pointHoverRadius: 6,
+          spanGaps: true,
+        },
+      ],
+    },
+    options: {
+      animation: false,
+      responsive: true,
+      maintainAspectRatio: false,
+      onClick: (_event, elements) => {
+        if (elements[0]) o.onPick(elements[0].index);
+      },
+      plugins: {
+        tooltip: {
+          callbacks: {
+            title: (items) => o.title(items[0]?.dataIndex ?? 0),
+            label: (item) => (item.parsed.y === null ? '' : o.format(item.parsed.y)),
+          },
+        },
+      },
+      scales: {
+        x: { title: { display: false }, ticks: { color: text, maxTicksLimit: 12, maxRotation: 0 }, grid: { display: false } },
+        y: { ticks: { color: text, maxTicksLimit: 4, callback: (v) => String(Number(Number(v).toPrecision(3))) }, grid: { color: grid } },
+      },
+    },
+  });
+}

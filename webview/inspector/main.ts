@@ -41,7 +41,8 @@ function modelView(state: ModelState, rpc: InspectorRpc): HTMLElement {
   const filter = h('vscode-textfield', { placeholder: 'Filter by name', 'data-testid': 'filter', class: 'filter' }) as HTMLElement & { value: string };
   const regex = h('vscode-checkbox', { label: 'Regex', 'data-testid': 'filter-regex' }) as HTMLElement & { checked: boolean };
   const groupChip = h('span', { class: 'group-chip', hidden: true });
-  const detail = new TensorDetail(rpc, state.settings.histogramBins);
+  // a point of the strip across layers opens that layer's tensor
+  const detail = new TensorDetail(rpc, state.settings.histogramBins, (index) => void revealAnywhere(index));
   const table = new TensorTable(rpc, (row) => showDetail(row));
   const analyze = analyzeControls(rpc);
 
@@ -104,11 +105,15 @@ function modelView(state: ModelState, rpc: InspectorRpc): HTMLElement {
   // VS Code swaps the body's theme class: charts read their colours again
   new MutationObserver(() => detail.redraw()).observe(document.body, { attributes: true, attributeFilter: ['class'] });
 
-  rpc.on('revealTensor', ({ index }) => {
-    showGroup(undefined);
+  /** Selects a tensor in the table as filtered, or with the filter and group cleared when they hide it. */
+  async function revealAnywhere(index: number): Promise<void> {
     tabs.selectedIndex = 2;
-    void table.reveal(index);
-  });
+    if (await table.reveal(index)) return;
+    filter.value = '';
+    showGroup(undefined);
+    await table.reveal(index);
+  }
+  rpc.on('revealTensor', ({ index }) => void revealAnywhere(index));
   rpc.on('statsUpdate', ({ results }) => table.updateStats(results));
   rpc.on('analyzeProgress', (p) => analyze.progress(p.done, p.total, p.bytesDone, p.bytesTotal));
   rpc.on('analyzeFinished', (r) => analyze.finished(r.analyzed, r.failed, r.cancelled, r.elapsedMs));
@@ -140,10 +145,17 @@ function analyzeControls(rpc: InspectorRpc) {
     controller = new AbortController();
     running(true);
     status.textContent = 'Starting…';
-    rpc.request('analyzeAll', {}, { signal: controller.signal }).catch((err: Error & { code?: string }) => {
-      if (err.code !== 'CANCELLED') status.textContent = `${err.code ?? 'ERROR'}: ${err.message}`;
-      running(false);
-    });
+    rpc.request('analyzeAll', {}, { signal: controller.signal }).then(
+      (reply) => {
+        if (!reply.declined) return; // analyzeFinished said how it went
+        running(false);
+        status.textContent = '';
+      },
+      (err: Error & { code?: string }) => {
+        if (err.code !== 'CANCELLED') status.textContent = `${err.code ?? 'ERROR'}: ${err.message}`;
+        running(false);
+      },
+    );
   });
   cancel.addEventListener('click', () => {
     controller?.abort();
@@ -164,6 +176,7 @@ function analyzeControls(rpc: InspectorRpc) {
       const what = `${formatCount(analyzed)} tensors analyzed in ${(elapsedMs / 1000).toFixed(1)} s${failed ? `, ${failed} failed` : ''}`;
       status.textContent = cancelled ? `Cancelled: ${what}` : what;
       status.dataset.state = cancelled ? 'cancelled' : 'done';
+      status.dataset.elapsedMs = String(Math.round(elapsedMs));
     },
   };
 }

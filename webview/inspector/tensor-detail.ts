@@ -4,6 +4,7 @@ import type { InspectorRpc } from './api';
 import { HistogramChart, lineChart } from './charts';
 import { h } from './dom';
 import { formatCount, formatShape, formatStat } from './format';
+import { RoleStrip } from './role-strip';
 
 const STAT_ROWS: Array<[keyof StatsSummary, string]> = [
   ['count', 'Elements'],
@@ -26,11 +27,16 @@ export class TensorDetail {
   private charts: Chart[] = [];
   private request: AbortController | undefined;
   private current: TensorDetailReply | undefined;
+  private readonly strip: RoleStrip;
 
+  /** `onPick`: open another tensor (a point of the strip across layers). */
   constructor(
     private readonly rpc: InspectorRpc,
     private readonly bins: number,
-  ) {}
+    onPick: (index: number) => void,
+  ) {
+    this.strip = new RoleStrip(rpc, onPick);
+  }
 
   async show(row: TensorRow): Promise<void> {
     this.request?.abort();
@@ -47,12 +53,17 @@ export class TensorDetail {
       if (controller.signal.aborted) return;
       const e = err as Error & { code?: string };
       this.element.replaceChildren(this.heading(row), h('p', { class: 'error-text', 'data-testid': 'detail-error' }, `${e.code ?? 'ERROR'}: ${e.message}`));
+      return;
     }
+    await this.strip.show(row, controller.signal);
   }
 
   /** Redraws the charts (after a theme change: their colours come from the theme). */
   redraw(): void {
-    if (this.current && !this.element.hidden) this.render();
+    if (this.current && !this.element.hidden) {
+      this.render();
+      this.strip.redraw();
+    }
   }
 
   private heading(row: TensorRow): HTMLElement {
@@ -103,6 +114,7 @@ export class TensorDetail {
         h('div', { class: 'chart small' }, colsCanvas),
       );
     }
+    parts.push(this.strip.element);
     this.element.replaceChildren(...parts);
     this.histogram = new HistogramChart(canvas, stats.histogram);
     log.addEventListener('change', () => this.histogram?.setLog(!!log.checked));
@@ -115,6 +127,7 @@ export class TensorDetail {
   }
 
   private clearCharts(): void {
+    this.strip.clear();
     this.histogram?.destroy();
     this.histogram = undefined;
     for (const c of this.charts) c.destroy();

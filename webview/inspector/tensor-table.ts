@@ -110,13 +110,13 @@ export class TensorTable {
     this.schedule();
   }
 
-  /** Scrolls to a tensor by its index in the model (asks the host where it is in the current order). */
-  async reveal(index: number): Promise<void> {
+  /** Scrolls to a tensor by its index in the model (asks the host where it is in the current order); false when the query hides it. */
+  async reveal(index: number): Promise<boolean> {
     const generation = this.generation;
     // The order is host-side; page through it to find the row (bounded by the table size).
     for (let offset = 0; offset < Math.max(this.total, 1); offset += 1000) {
       const page = await this.rpc.request('tensorPage', { ...this.request(offset), limit: 1000 });
-      if (generation !== this.generation) return;
+      if (generation !== this.generation) return false;
       const at = page.rows.findIndex((r) => r.index === index);
       if (at >= 0) {
         const row = page.rows[at];
@@ -124,10 +124,11 @@ export class TensorTable {
         this.scroller.scrollTop = Math.max(0, (offset + at) * ROW_HEIGHT - this.scroller.clientHeight / 2);
         this.schedule();
         this.onSelect(row);
-        return;
+        return true;
       }
       if (page.rows.length < 1000) break;
     }
+    return false;
   }
 
   private request(offset: number): TensorPageRequest {

@@ -7,7 +7,7 @@ import type { Diagnostic, ModelInfo } from '../../core/model';
 import { openModel } from '../../core/readers';
 import type { ErrorPayload } from '../../shared/rpc';
 import { errorPayloadOf } from '../../shared/rpc';
-import type { AnalyzeAllReply, AnalyzeProgressEvent, ModelFile, ModelState, StatsSummary, TensorStats } from '../../shared/protocol';
+import type { AnalyzeAllReply, AnalyzeProgressEvent, ModelFile, ModelState, RoleStripPoint, RoleStripReply, StatsSummary, TensorStats } from '../../shared/protocol';
 import { Disposable } from '../dispose';
 import { documentFiles, type DocumentFiles } from '../files';
 import { inspectorSettings, statsCacheEnabled } from '../settings';
@@ -72,6 +72,52 @@ export class InspectorDocument extends Disposable implements vscode.CustomDocume
   }
 
   /**
+   * The strip across layers of a tensor's role: statistics from the cache or this session, the
+   * missing ones computed in the pool first (they fill the table too, and the cache).
+   */
+  async roleStrip(
+    service: TensorStatsService,
+    index: number,
+    bins: number,
+    signal: AbortSignal | undefined,
+    onProgress: (done: number, total: number) => void,
+  ): Promise<RoleStripReply> {
+    const { model, index: table } = this.modelResult();
+    await table.buildAll();
+    const row = table.row(index);
+    if (!row) throw new QuantLensError('TENSOR_NOT_FOUND', `no tensor #${index}`);
+    const { pattern, indices } = table.sameRoleAcrossLayers(index);
+    const missing = indices.filter((i) => !table.row(i)?.stats);
+    if (missing.length > 0) {
+      if (this.uri.scheme !== 'file') throw new QuantLensError('UNSUPPORTED', 'statistics need a file on the extension host (file: URI)');
+      const results: Array<{ index: number; stats: StatsSummary }> = [];
+      let reported = -1;
+      try {
+        await service.analyze(model, missing, bins, {
+          signal: signal ?? new AbortController().signal,
+          onResult: (i, stats) => {
+            const summary = summaryOf(stats);
+            table.setStats(i, summary);
+            results.push({ index: i, stats: summary });
+          },
+          onError: () => {},
+          onProgress: (done, total) => {
+            if (done !== reported) onProgress((reported = done), total);
+          },
+        });
+      } finally {
+        if (results.length) this.statsEmitter.fire(results);
+      }
+      await this.saveCache(bins);
+    }
+    const points = indices.map((i): RoleStripPoint => {
+      const r = table.row(i)!;
+      return { index: i, layer: r.layer!, name: r.name, stats: r.stats ?? null };
+    });
+    return { pattern, role: row.role, points };
+  }
+
+  /**
    * Analyze All Tensors: statistics of every tensor without any yet, in the worker pool. One run per
    * document; a second call joins the running one. Results are cached per file when enabled.
    */
@@ -102,6 +148,7 @@ export class InspectorDocument extends Disposable implements vscode.CustomDocume
       batch = [];
       lastFlush = performance.now();
     };
+    let lastProgress = 0;
     let cancelled = false;
     let analyzed = 0;
     let failed = 0;
@@ -109,31 +156,40 @@ export class InspectorDocument extends Disposable implements vscode.CustomDocume
       const r = await service.analyze(model, todo, bins, {
         signal,
         onResult: (index, stats) => {
+          analyzed++;
           const summary = summaryOf(stats);
           table.setStats(index, summary);
           batch.push({ index, stats: summary });
           // batched so that 100,000 small tensors do not mean 100,000 messages
           if (performance.now() - lastFlush > 100) flush();
         },
-        onError: () => {},
-        onProgress: (done, total, bytesDone, bytesTotal) => this.progressEmitter.fire({ done, total, bytesDone, bytesTotal }),
+        onError: () => void failed++,
+        onProgress: (done, total, bytesDone, bytesTotal) => {
+          // at most ten a second: each one is a message to the webview and to the notification
+          const now = performance.now();
+          if (now - lastProgress < 100 && done < total) return;
+          lastProgress = now;
+          this.progressEmitter.fire({ done, total, bytesDone, bytesTotal });
+        },
       });
-      analyzed = r.analyzed;
-      failed = r.failed;
     } catch (err) {
       if (toQuantLensError(err).code !== 'CANCELLED') throw err;
       cancelled = true;
     } finally {
       flush();
     }
-    if (this.cache && statsCacheEnabled()) {
-      const summaries = new Map<string, StatsSummary>();
-      for (const row of table.rows) if (row.stats) summaries.set(row.name, row.stats);
-      await this.cache.store.save(this.cache.files, bins, summaries).catch(() => {});
-    }
+    await this.saveCache(bins);
     const reply = { analyzed, failed, cancelled, elapsedMs: performance.now() - started };
     this.finishedEmitter.fire(reply);
     return reply;
+  }
+
+  /** Writes every summary known so far to the per-file cache (when enabled; a failed write only costs the next open). */
+  private async saveCache(bins: number): Promise<void> {
+    if (!this.cache || !statsCacheEnabled() || this.result.kind !== 'model') return;
+    const summaries = new Map<string, StatsSummary>();
+    for (const row of this.result.index.rows) if (row.stats) summaries.set(row.name, row.stats);
+    await this.cache.store.save(this.cache.files, bins, summaries).catch(() => {});
   }
 
   private modelResult(): Extract<OpenResult, { kind: 'model' }> {

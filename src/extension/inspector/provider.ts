@@ -231,9 +231,18 @@ export class InspectorSession extends Disposable {
         throw toQuantLensError(err);
       }
     });
+    rpc.handle('roleStrip', async ({ index }, signal) => {
+      if (result.kind !== 'model') throw new QuantLensError('UNSUPPORTED', 'the model did not open');
+      try {
+        const bins = inspectorSettings().histogramBins;
+        return await document.roleStrip(this.statsService, index, bins, signal, (done, total) => this.rpc.notify('roleStripProgress', { index, done, total }));
+      } catch (err) {
+        throw toQuantLensError(err);
+      }
+    });
     rpc.handle('analyzeAll', async (_request, signal) => {
       try {
-        return (await this.analyzeAll(signal)) ?? { analyzed: 0, failed: 0, cancelled: true, elapsedMs: 0 };
+        return (await this.analyzeAll(signal)) ?? { analyzed: 0, failed: 0, cancelled: true, elapsedMs: 0, declined: true };
       } catch (err) {
         throw toQuantLensError(err);
       }

@@ -50,6 +50,8 @@ export class TensorIndex {
   private readonly groupOf: string[] = [];
   private builtGroups: LayerGroup[] | undefined;
   private building: Promise<void> | undefined;
+  /** Row indices by layer pattern (`sameRoleAcrossLayers`), built on first use. */
+  private byPattern: Map<string, number[]> | undefined;
   private lastQuery?: { key: string; byStats: boolean; order: number[] };
 
   /** `cached`: statistics by tensor name (the per-file cache), attached to rows as they are built. */
@@ -111,6 +113,29 @@ export class TensorIndex {
       this.builtRows.push(row);
       this.groupOf.push(groupKeyOf(row));
     }
+  }
+
+  /**
+   * The tensors with this tensor's name but for the layer number (every layer's `ffn_down.weight`),
+   * by layer; empty for a tensor outside numbered layers. Builds every row.
+   */
+  sameRoleAcrossLayers(index: number): { pattern: string; indices: number[] } {
+    const row = this.row(index);
+    const pattern = row ? layerPattern(row) : null;
+    if (!row || pattern === null) return { pattern: '', indices: [] };
+    if (!this.byPattern) {
+      this.byPattern = new Map();
+      for (const r of this.rows) {
+        const p = layerPattern(r);
+        if (p === null) continue;
+        const list = this.byPattern.get(p);
+        if (list) list.push(r.index);
+        else this.byPattern.set(p, [r.index]);
+      }
+    }
+    const rows = this.builtRows;
+    const indices = [...(this.byPattern.get(pattern) ?? [])].sort((a, b) => rows[a].layer! - rows[b].layer! || a - b);
+    return { pattern, indices };
   }
 
   /** Records statistics for a row (they fill the table's statistics columns and sort by them). */
@@ -247,6 +272,16 @@ function scalarText(x: number | bigint | boolean | string, max = METADATA_TEXT_M
 
 function truncate(s: string, max = METADATA_TEXT_MAX): string {
   return s.length > max ? `${s.slice(0, max)}… (${s.length} characters)` : s;
+}
+
+/** The name with its layer number's segment as `{N}` (`model.layers.{N}.mlp.down_proj.weight`), null outside layers. */
+export function layerPattern(row: Pick<TensorRow, 'name' | 'layer'>): string | null {
+  if (row.layer === null) return null;
+  const parts = row.name.split('.');
+  const at = parts.indexOf(String(row.layer));
+  if (at < 0) return null;
+  parts[at] = '{N}';
+  return parts.join('.');
 }
 
 /**
