@@ -217,7 +217,15 @@ describe('Activations view in VS Code', { skip }, () => {
       await frame.locator('[data-testid="site-table"] tbody tr', { hasText: 'p2o.Conv.10' }).first().click();
       await frame.locator('h3', { hasText: 'p2o.Conv.10' }).waitFor({ timeout: 30_000 });
       await assertPainted(frame, ['activation-histogram', 'weight-histogram', 'channel-chart']);
-      console.log(`ONNX calibration: ${summary}; ${sites} sites; painted ${JSON.stringify(pixels)}`);
+      // a Conv whose input has outlier channels (red in the strip and the list): they are listed and drawn in red
+      const hot = frame.locator('[data-testid="site-table"] tbody tr:has(td.hot)');
+      const hotCount = await hot.count();
+      if (hotCount > 0) {
+        await hot.first().click();
+        await frame.locator('[data-testid="outlier-summary"]', { hasText: /channels exceed 6× the median/ }).waitFor({ timeout: 30_000 });
+        await assertPainted(frame, ['channel-chart']);
+      }
+      console.log(`ONNX calibration: ${summary}; ${sites} sites, ${hotCount} with outlier channels in their input; painted ${JSON.stringify(pixels)}`);
 
       // Quantize (int8 QDQ)… → W8A8 with MSE-optimal ranges → default output path
       await frame.locator('[data-testid="action-quantize"]').click();

@@ -150,7 +150,8 @@ export function channelChart(canvas: HTMLCanvasElement, profile: ChannelProfileV
       responsive: true,
       maintainAspectRatio: false,
       plugins: {
-        legend: { labels: { color: text, boxWidth: 12 } },
+        // the bars' colours say outlier or not; the legend names the threshold line only
+        legend: { labels: { color: text, boxWidth: 12, filter: (item) => item.datasetIndex === 1 } },
         tooltip: { callbacks: { title: (items) => `channel ${items[0]?.dataIndex ?? 0}`, label: (item) => `absmax ${formatStat(profile.absMax[item.dataIndex])} (${formatStat(profile.median > 0 ? profile.absMax[item.dataIndex]! / profile.median : 0)}× median)` } },
       },
       scales: {

@@ -443,15 +443,17 @@ function drawDetail(d: SiteDetailReply): void {
         'p',
         { class: 'small', 'data-testid': 'outlier-summary' },
         c.outliers.length
-          ? `${c.outliers.length} of ${c.absMax.length} channels exceed ${c.ratio}× the median channel absmax (${formatStat(c.median)}): ${list}${c.outliers.length > 12 ? ' …' : ''}`
+          ? `${c.outliers.length} of ${c.absMax.length} channels exceed ${c.ratio}× the median channel absmax (${formatStat(c.median)}), in red: ${list}${c.outliers.length > 12 ? ' …' : ''}`
           : `No channel exceeds ${c.ratio}× the median channel absmax (${formatStat(c.median)}) among ${c.absMax.length}.`,
       ),
       h('div', { class: 'chart-box channels' }, canvas),
     );
   }
   box.replaceChildren(h('div', { class: 'detail-head' }, h('strong', null, site?.label ?? d.id), logBox), pair, ...(channelSection ? [channelSection] : []));
-  charts.activation = histogramChart(actCanvas, d.activation.stats, '--vscode-charts-orange', logCounts);
-  if (weightCanvas && d.weight) charts.weight = histogramChart(weightCanvas, d.weight.stats, '--vscode-charts-blue', logCounts);
+  // a log axis only helps where counts span decades
+  const spansDecades = (s: TensorStats): boolean => Math.max(0, ...s.histogram.counts) >= 100;
+  charts.activation = histogramChart(actCanvas, d.activation.stats, '--vscode-charts-orange', logCounts && spansDecades(d.activation.stats));
+  if (weightCanvas && d.weight) charts.weight = histogramChart(weightCanvas, d.weight.stats, '--vscode-charts-blue', logCounts && spansDecades(d.weight.stats));
   const channelCanvas = box.querySelector<HTMLCanvasElement>('canvas[data-testid="channel-chart"]');
   if (channelCanvas && d.channels) charts.channels = channelChart(channelCanvas, d.channels);
 }
