@@ -12,7 +12,6 @@ import type { TensorStats } from '../core/stats/stats';
 import type { Transfer } from '../shared/rpc';
 import type { CompareTensorsJob, CompareTensorsReply } from './compare-job';
 import type { OnnxActivationsJob, OnnxActivationsReply, OnnxRunJob, OnnxRunReply } from './onnx-job';
-import type { QuantErrorJob, QuantErrorReply } from './quant-error';
 import type { MatmulJob } from './matmul-job';
 import type { KldProgress } from '../core/sensitivity/kld';
 import type { SensitivityResult } from '../core/sensitivity/types';
@@ -66,8 +65,6 @@ export interface AbsMaxProfile {
 export type KernelJobs = {
   stats: { request: StatsJob; reply: TensorStats };
   absMaxProfile: { request: AbsMaxProfileJob; reply: AbsMaxProfile };
-  /** Sensitivity sweep: rows quantized and dequantized per format (src/kernel/quant-error.ts). */
-  quantError: { request: QuantErrorJob; reply: QuantErrorReply };
   /** One matched pair of two checkpoints' tensors: error figures, optionally histograms (src/kernel/compare-job.ts). */
   compareTensors: { request: CompareTensorsJob; reply: CompareTensorsReply };
   /** Rows of a tensor converted to an output type (src/kernel/quantize-job.ts). */

@@ -9,7 +9,6 @@ import { runCompareTensorsJob } from './compare-job';
 import { runMatmulJob } from './matmul-job';
 import { runCalibrateJob, runEvaluateJob, runKldSensitivityJob } from './model-jobs';
 import { runOnnxActivationsJob, runOnnxRunJob } from './onnx-job';
-import { runQuantErrorJob } from './quant-error';
 import { runQuantizeRowsJob } from './quantize-job';
 import { runQuantizeRtnJob } from './rtn-job';
 import { runSensitivityJob } from './sensitivity-job';
@@ -20,7 +19,6 @@ import { instantiateKernel, KernelArena, type KernelInstance } from './wasm';
 const HANDLERS: { [K in JobKind]: JobHandler<K> } = {
   stats: runStatsJob,
   absMaxProfile: runAbsMaxProfileJob,
-  quantError: runQuantErrorJob,
   compareTensors: runCompareTensorsJob,
   quantizeRows: runQuantizeRowsJob,
   quantizeRtn: runQuantizeRtnJob,
