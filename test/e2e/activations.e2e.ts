@@ -250,6 +250,16 @@ describe('Activations view in VS Code', { skip }, () => {
       console.log(`ONNX W8A8 (MSE ranges) against the float model: output ${cells[0]} SQNR ${cells[1]} dB, relative MSE ${cells[2]}, top-1 agreement ${cells[3]}`);
       await themeShots('onnx-activations', frame);
 
+      // per-layer output sensitivity (mode outputs) lands in the Sensitivity sidebar
+      await frame.locator('[data-testid="action-outputSensitivity"]').click();
+      await message.filter({ hasText: /layers ranked|rror/ }).waitFor({ timeout: 180_000 });
+      const ranked = (await message.textContent()) ?? '';
+      assert.match(ranked, /^54 layers ranked by output SQNR/, ranked);
+      const sidebar = page.locator('.sidebar');
+      await sidebar.locator('.monaco-list-row .label-description', { hasText: ' output ' }).first().waitFor({ timeout: 30_000 });
+      console.log(`ONNX output sensitivity: ${ranked}; sidebar: ${(await sidebar.locator('.monaco-list-row').first().textContent())?.trim()}`);
+      await wb.screenshot('dark-onnx-sidebar-outputs');
+
       await frame.locator('[data-testid="action-compare"]').click();
       const compare = await frameWith('compare-table', 30_000);
       await compare.locator('[data-testid="compare-status"][data-state="done"]').waitFor({ timeout: 60_000 });
