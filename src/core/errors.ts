@@ -35,6 +35,8 @@ export type ErrorCode =
   | 'NON_FINITE'
   // usage (CLI exit 1)
   | 'USAGE'
+  /** The input is already quantized and requantizing was not allowed. */
+  | 'REQUANTIZE'
   // cancelled (CLI exit 3)
   | 'CANCELLED'
   // anything else (CLI exit 4)
@@ -100,7 +102,7 @@ export function throwIfAborted(signal: AbortSignal | undefined): void {
   if (signal?.aborted) throw new QuantLensError('CANCELLED', 'cancelled');
 }
 
-const USAGE_CODES: ReadonlySet<ErrorCode> = new Set(['USAGE']);
+const USAGE_CODES: ReadonlySet<ErrorCode> = new Set(['USAGE', 'REQUANTIZE']);
 const OTHER_CODES: ReadonlySet<ErrorCode> = new Set(['UNSUPPORTED', 'RUNTIME', 'INTERNAL', 'OUTPUT']);
 
 /** CLI exit code: 1 usage, 2 unreadable/invalid input, 3 cancelled, 4 other failure. */

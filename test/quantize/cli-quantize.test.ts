@@ -84,7 +84,7 @@ test('quantize of an already quantized GGUF: exit 1 naming --allow-requantize, w
     const out = join(dir, 'q4.gguf');
     const refused = spawnSync(process.execPath, [cli, 'quantize', q8, '-o', out, '--type', 'Q4_0'], { encoding: 'utf8' });
     assert.equal(refused.status, 1, refused.stderr);
-    assert.match(refused.stderr, /^error\[USAGE\]: .*already quantized \(Q8_0\).*--allow-requantize/);
+    assert.match(refused.stderr, /^error\[REQUANTIZE\]: .*already quantized \(Q8_0\).*--allow-requantize/);
     assert.equal(existsSync(out), false);
     const allowed = spawnSync(process.execPath, [cli, 'quantize', q8, '-o', out, '--type', 'Q4_0', '--allow-requantize'], { encoding: 'utf8' });
     assert.equal(allowed.status, 0, allowed.stderr);

@@ -134,7 +134,7 @@ test('an already quantized GGUF is requantized only when allowed, as llama-quant
     const before = sha256(q8);
     await assert.rejects(
       quantizeToGguf(q8, join(dir, 'q4.gguf'), { type: 'Q4_0' }),
-      (e: Error & { code?: string }) => e.code === 'USAGE' && /already quantized \(Q8_0\)/.test(e.message) && /--allow-requantize/.test(e.message),
+      (e: Error & { code?: string }) => e.code === 'REQUANTIZE' && /already quantized \(Q8_0\)/.test(e.message) && /--allow-requantize/.test(e.message),
     );
     assert.deepEqual(readdirSync(dir).sort(), ['q8.gguf', 'tiny'], 'nothing written on refusal');
     // Tensors already at the target type are copied, which needs no permission.

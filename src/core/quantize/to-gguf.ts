@@ -184,7 +184,7 @@ function validateChoice(c: TypeChoice, t: TensorInfo, ftype: LlamaFtype, options
   const from = DTYPES[t.dtype].kind;
   if ((from === 'block' || from === 'layout') && !options.allowRequantize) {
     throw new QuantLensError(
-      'USAGE',
+      'REQUANTIZE',
       `${t.name} is already quantized (${t.dtype}); requantizing to ${c.type} compounds the error, so it is off unless asked for, as in llama-quantize: allow requantization (--allow-requantize) or start from the F32/F16/BF16 checkpoint`,
       { tensor: t.name },
     );

@@ -79,7 +79,13 @@ export class QuantizeCommand {
   }
 
   /** Quantizes with progress; resolves undefined when cancelled or failed (the user was told). */
-  async quantize(input: vscode.Uri, output: string, choice: QuantizeChoice, imatrixPath: string | undefined): Promise<QuantizeOutcome | undefined> {
+  async quantize(
+    input: vscode.Uri,
+    output: string,
+    choice: QuantizeChoice,
+    imatrixPath: string | undefined,
+    allowRequantize = false,
+  ): Promise<QuantizeOutcome | undefined> {
     const what = choiceLabel(choice);
     const controller = new AbortController();
     const started = performance.now();
@@ -97,7 +103,7 @@ export class QuantizeCommand {
             reported = Math.max(reported, share);
           };
           try {
-            return await this.write(input.fsPath, output, choice, imatrixPath, controller.signal, onProgress);
+            return await this.write(input.fsPath, output, choice, imatrixPath, allowRequantize, controller.signal, onProgress);
           } finally {
             cancel.dispose();
           }
@@ -113,6 +119,11 @@ export class QuantizeCommand {
       const e = toQuantLensError(err);
       if (e.code === 'CANCELLED') {
         void vscode.window.showInformationMessage(`QuantLens: quantization of ${basename(input.fsPath)} cancelled; nothing was written.`);
+      } else if (e.code === 'REQUANTIZE' && !allowRequantize) {
+        // As llama-quantize --allow-requantize: possible, but the user decides, knowing the cost.
+        const requantize = 'Requantize Anyway';
+        const answer = await vscode.window.showWarningMessage(`QuantLens: ${e.message}`, { modal: true }, requantize);
+        if (answer === requantize) return this.quantize(input, output, choice, imatrixPath, true);
       } else {
         this.log.error(`quantize ${input.fsPath} → ${output}: [${e.code}] ${e.message}`);
         void vscode.window.showErrorMessage(`QuantLens: ${quantizeFailureText(e.message, input.fsPath, output)}`);
@@ -126,6 +137,7 @@ export class QuantizeCommand {
     output: string,
     choice: QuantizeChoice,
     imatrixPath: string | undefined,
+    allowRequantize: boolean,
     signal: AbortSignal,
     onProgress: (p: { tensorsDone: number; tensors: number; bytesDone: number; bytesTotal: number }) => void,
   ): Promise<{ output: string; summary: string; warnings: string[] }> {
@@ -152,7 +164,7 @@ export class QuantizeCommand {
         }
       : undefined;
     const overrides: GgufTypeChoice = choice.kind === 'gguf' ? { type: choice.type } : ggufTypesOfPlan((choice as { plan: Plan }).plan);
-    const r = await quantizeToGguf(input, output, { ...overrides, encoder: poolTensorEncoder(pool), importance, signal, onProgress });
+    const r = await quantizeToGguf(input, output, { ...overrides, allowRequantize, encoder: poolTensorEncoder(pool), importance, signal, onProgress });
     return {
       output: r.outputs[0],
       summary: `${r.ftype}${imatrix ? ' with importance matrix' : ''}, ${(r.bytes / 1e6).toFixed(2)} MB of tensors, ${r.bitsPerWeight.toFixed(2)} bits per weight${r.outputs.length > 1 ? `, ${r.outputs.length} files` : ''}`,
