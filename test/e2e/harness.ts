@@ -115,8 +115,11 @@ export class Workbench {
     const input = page.locator('.quick-input-widget input');
     await input.waitFor({ state: 'visible' });
     await input.fill(`>${title}`);
-    await page.locator('.quick-input-list .monaco-list-row', { hasText: title }).first().waitFor({ timeout: 15_000 });
-    await page.keyboard.press('Enter');
+    // the row whose label is exactly the title: a longer command containing it may be ranked first
+    const label = new RegExp(`^${title.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`);
+    const row = page.locator('.quick-input-list .monaco-list-row').filter({ has: page.locator('.label-name', { hasText: label }) }).first();
+    await row.waitFor({ timeout: 15_000 });
+    await row.click();
   }
 
   /**
@@ -159,15 +162,17 @@ export class Workbench {
     return pressed;
   }
 
-  /** Switches the colour theme through *Preferences: Color Theme* and waits for the workbench to take it. */
+  /** Switches the colour theme (`label`: the `workbench.colorTheme` value) through *Preferences: Color Theme*. */
   async setColorTheme(label: string, bodyClass: 'vs' | 'vs-dark' | 'hc-black' | 'hc-light'): Promise<void> {
     const { page } = this;
     await this.runCommand('Preferences: Color Theme');
     // the theme picker replaces the command palette in the same widget: wait for its themes before typing
     await page.locator('.quick-input-list .monaco-list-row', { hasText: /Default (Dark|Light) Modern/ }).first().waitFor({ timeout: 10_000 });
     await page.locator('.quick-input-widget input').fill(label);
-    await page.locator('.quick-input-list .monaco-list-row[data-index="0"]', { hasText: label }).waitFor({ timeout: 10_000 });
-    await page.keyboard.press('Enter');
+    // rows show the theme's name with its setting value (`label`) as the description
+    const row = page.locator('.quick-input-list .monaco-list-row').filter({ has: page.locator('.label-description', { hasText: new RegExp(`^${label}$`) }) }).first();
+    await row.waitFor({ timeout: 10_000 });
+    await row.click();
     await page.locator(`.monaco-workbench.${bodyClass}`).waitFor({ timeout: 15_000 });
     await page.waitForTimeout(400); // webviews restyle and redraw their charts
   }
