@@ -15,7 +15,7 @@
 import { QuantLensError } from '../errors';
 import { TOKENIZER_MAX_PIECE_BYTES, TOKENIZER_MAX_PIECES } from '../limits';
 import type { MetadataValue } from '../model';
-import { TokenType } from './tokenizer';
+import { splitAroundPieces, TokenType } from './tokenizer';
 
 /** The pre-tokenizer regex of llama-3's tokenizer.json, as Hugging Face writes it. */
 export const LLAMA3_PRETOKENIZER_REGEX =
@@ -145,7 +145,7 @@ export class BpeTokenizer {
     const raw = typeof text === 'string' ? text : new TextDecoder().decode(text);
     const out: number[] = [];
     if (options.addBos ?? this.vocab.addBos) out.push(this.vocab.bosId);
-    for (const fragment of this.partition(raw)) {
+    for (const fragment of splitAroundPieces(raw, this.userDefined)) {
       if (typeof fragment === 'number') out.push(fragment);
       else for (const [word] of fragment.matchAll(LLAMA3_SPLIT)) this.tokenizeWord(word, out);
     }
@@ -163,28 +163,6 @@ export class BpeTokenizer {
       else for (const c of piece) bytes.push(charBytes!.get(c) ?? 0x3f);
     }
     return new TextDecoder().decode(Uint8Array.from(bytes));
-  }
-
-  private partition(raw: string): Array<string | number> {
-    let fragments: Array<string | number> = [raw];
-    for (const special of this.userDefined) {
-      const next: Array<string | number> = [];
-      for (const f of fragments) {
-        if (typeof f === 'number') {
-          next.push(f);
-          continue;
-        }
-        let from = 0;
-        for (let at = f.indexOf(special.text); at >= 0; at = f.indexOf(special.text, from)) {
-          if (at > from) next.push(f.slice(from, at));
-          next.push(special.id);
-          from = at + special.text.length;
-        }
-        if (from < f.length) next.push(f.slice(from));
-      }
-      fragments = next;
-    }
-    return fragments.filter((f) => f !== '');
   }
 
   private tokenizeWord(word: string, out: number[]): void {

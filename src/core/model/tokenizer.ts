@@ -131,7 +131,7 @@ export class SpmTokenizer {
     const out: number[] = [];
     if (options.addBos ?? this.vocab.addBos) out.push(this.vocab.bosId);
     let prevSpecial = true;
-    for (const fragment of this.partition(raw)) {
+    for (const fragment of splitAroundPieces(raw, this.userDefined)) {
       if (typeof fragment === 'number') {
         out.push(fragment);
         prevSpecial = true;
@@ -157,29 +157,6 @@ export class SpmTokenizer {
       else bytes.push(...encoder.encode(piece.replaceAll(SPACE_MARK, ' ')));
     }
     return new TextDecoder().decode(Uint8Array.from(bytes));
-  }
-
-  /** Splits raw text around user-defined pieces (control and unknown pieces are not parsed from text). */
-  private partition(raw: string): Array<string | number> {
-    let fragments: Array<string | number> = [raw];
-    for (const special of this.userDefined) {
-      const next: Array<string | number> = [];
-      for (const f of fragments) {
-        if (typeof f === 'number') {
-          next.push(f);
-          continue;
-        }
-        let from = 0;
-        for (let at = f.indexOf(special.text); at >= 0; at = f.indexOf(special.text, from)) {
-          if (at > from) next.push(f.slice(from, at));
-          next.push(special.id);
-          from = at + special.text.length;
-        }
-        if (from < f.length) next.push(f.slice(from));
-      }
-      fragments = next;
-    }
-    return fragments.filter((f) => f !== '');
   }
 
   private tokenizeFragment(text: string, out: number[]): void {
@@ -345,4 +322,30 @@ export function vocabularyFromGguf(md: Record<string, MetadataValue>, file?: str
     addBos: metaBool(md, 'tokenizer.ggml.add_bos_token', true),
     addSpacePrefix: metaBool(md, 'tokenizer.ggml.add_space_prefix', true),
   };
+}
+
+/**
+ * Splits raw text around user-defined pieces (longest first: `pieces` sorted by length, descending);
+ * a piece becomes its id, the text between stays text. Control and unknown pieces are not parsed from text.
+ */
+export function splitAroundPieces(raw: string, pieces: ReadonlyArray<{ text: string; id: number }>): Array<string | number> {
+  let fragments: Array<string | number> = [raw];
+  for (const special of pieces) {
+    const next: Array<string | number> = [];
+    for (const f of fragments) {
+      if (typeof f === 'number') {
+        next.push(f);
+        continue;
+      }
+      let from = 0;
+      for (let at = f.indexOf(special.text); at >= 0; at = f.indexOf(special.text, from)) {
+        if (at > from) next.push(f.slice(from, at));
+        next.push(special.id);
+        from = at + special.text.length;
+      }
+      if (from < f.length) next.push(f.slice(from));
+    }
+    fragments = next;
+  }
+  return fragments.filter((f) => f !== '');
 }
