@@ -2,6 +2,7 @@
 import { benchDequant } from './dequant';
 import { benchForward } from './forward';
 import { benchInspect } from './inspect';
+import { benchInspector } from './inspector';
 import { benchQuantizeModel } from './quantize-model';
 import { benchQuantize } from './quantize';
 import { benchRtn } from './rtn';
@@ -10,6 +11,7 @@ import { benchStats } from './stats';
 
 const BENCHES: Record<string, () => Promise<void>> = {
   inspect: benchInspect,
+  inspector: benchInspector,
   stats: benchStats,
   dequant: benchDequant,
   rtn: benchRtn,
