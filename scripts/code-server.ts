@@ -126,8 +126,8 @@ export async function startCodeServer(profile: Profile, workspace: string, optio
   child.stdout?.on('data', keep);
   child.stderr?.on('data', keep);
   const stop = (): void => killGroup(child);
-  // A file opened through the URL (`payload=[["openFile", …]]`) is restored before extensions
-  // register their editors, so it would show as text: the demo tells the user to click it instead.
+  // A file opened through the URL (`payload=[["openFile", …]]`) is opened before extensions register
+  // their editors, so a checkpoint would show as binary text: openInBrowserWindow opens it later.
   const url = `http://127.0.0.1:${port}/?folder=${encodeURIComponent(workspace)}`;
   try {
     await waitForHttp(`http://127.0.0.1:${port}/healthz`, 30_000, child);
@@ -136,6 +136,18 @@ export async function startCodeServer(profile: Profile, workspace: string, optio
     throw new Error(`${(err as Error).message}\ncode-server output:\n${log.join('')}`);
   }
   return { process: child, port, url, output: () => log.join('').slice(-4000), stop };
+}
+
+/**
+ * Opens `path` in the browser window showing its folder, as `code-server -r path` does (through the
+ * server's session socket). Resolves false while no window is connected. The socket appears when
+ * the window's extension host runs, so the file opens with the editors extensions registered: a
+ * checkpoint opens in the QuantLens inspector.
+ */
+export function openInBrowserWindow(profile: Profile, path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    execFile(codeServerBin(), ['--user-data-dir', profile.userData, '--reuse-window', path], { env: profile.env }, (err) => resolve(!err));
+  });
 }
 
 function killGroup(child: ChildProcess): void {

@@ -1,11 +1,12 @@
-// `npm run demo [-- --port N] [-- --dir D]`: builds and packages QuantLens, generates a demo model,
-// and serves VS Code (code-server on 127.0.0.1) with the extension installed and the model open.
+// `npm run demo [-- --port N] [-- --dir D]`: builds and packages QuantLens, generates a
+// demo model, and serves VS Code (code-server on 127.0.0.1) with the extension installed and the model
+// open in the inspector.
 // Ctrl-C stops it. The demo folder (default: <tmp>/quantlens-demo) is reused between runs.
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { codeServerInstalled, createProfile, installExtension, packageExtension, repoRoot, startCodeServer } from './code-server';
+import { codeServerInstalled, createProfile, installExtension, openInBrowserWindow, packageExtension, repoRoot, startCodeServer } from './code-server';
 
 function option(name: string): string | undefined {
   const at = process.argv.indexOf(name);
@@ -52,8 +53,11 @@ async function main(): Promise<void> {
   });
   console.log(`
 QuantLens demo: open ${server.url}
-then click demo-llama/model.safetensors (or demo-llama.gguf) in the explorer: it opens in the QuantLens inspector.
+demo-llama.gguf opens in the QuantLens inspector as the page loads (demo-llama/ holds the same model as safetensors).
 (workspace ${workspace}; Ctrl-C stops code-server)`);
+  // the first browser window to connect gets the model opened in the inspector
+  while (!(await openInBrowserWindow(profile, gguf))) await new Promise((r) => setTimeout(r, 1000));
+  step(`opened ${gguf} in the inspector`);
 }
 
 main().catch((err) => {
