@@ -10,9 +10,9 @@ export type DType =
   | 'Q2_K' | 'Q3_K' | 'Q4_K' | 'Q5_K' | 'Q6_K' | 'Q8_K'
   | 'IQ2_XXS' | 'IQ2_XS' | 'IQ3_XXS' | 'IQ1_S' | 'IQ4_NL' | 'IQ3_S' | 'IQ2_S' | 'IQ4_XS' | 'IQ1_M'
   | 'TQ1_0' | 'TQ2_0' | 'MXFP4'
-  // quantized layouts stored as several safetensors tensors, presented as one logical tensor
-  // (TensorInfo.quantized, readers/quantized-layouts.ts); their bytes live in the parts
-  | 'CT_INT' | 'CT_FP8' | 'GPTQ' | 'AWQ' | 'BNB_NF4' | 'BNB_FP4' | 'BNB_INT8';
+  // quantized layouts stored as several tensors, presented as one logical tensor (TensorInfo.quantized,
+  // readers/quantized-layouts.ts, readers/onnx/quantized.ts); their bytes live in the parts
+  | 'CT_INT' | 'CT_FP8' | 'GPTQ' | 'AWQ' | 'BNB_NF4' | 'BNB_FP4' | 'BNB_INT8' | 'ONNX_QDQ' | 'MATMUL_NBITS';
 
 /** `layout`: a logical tensor of a quantized layout; size arithmetic goes through its parts, never the traits. */
 export type DTypeKind = 'float' | 'int' | 'uint' | 'bool' | 'block' | 'layout';
@@ -74,6 +74,8 @@ export const DTYPES = {
   BNB_NF4: { kind: 'layout', blockSize: 1, bytesPerBlock: 0 },
   BNB_FP4: { kind: 'layout', blockSize: 1, bytesPerBlock: 0 },
   BNB_INT8: { kind: 'layout', blockSize: 1, bytesPerBlock: 0 },
+  ONNX_QDQ: { kind: 'layout', blockSize: 1, bytesPerBlock: 0 },
+  MATMUL_NBITS: { kind: 'layout', blockSize: 1, bytesPerBlock: 0 },
 } as const satisfies Record<DType, DTypeTraits>;
 
 export const ALL_DTYPES = Object.keys(DTYPES) as DType[];

@@ -44,17 +44,24 @@ export type QuantizedFormat =
   | 'bnb-nf4'
   | 'bnb-fp4'
   /** LLM.int8: int8 rows with one absmax per row (`SCB`) */
-  | 'bnb-int8';
+  | 'bnb-int8'
+  /** ONNX DequantizeLinear of a constant: integer values, a scale and zero point per tensor or per `axis` */
+  | 'onnx-qdq'
+  /** ONNX Runtime com.microsoft MatMulNBits: `bits`-bit values packed along K in blocks of `groupSize` */
+  | 'onnx-matmulnbits';
 
-/** How a quantized weight is stored; parts are plain safetensors tensors of the same model. */
+/** How a quantized weight is stored; parts are plain tensors of the same model (safetensors tensors, ONNX initializers or Constants). */
 export interface QuantizedLayout {
   format: QuantizedFormat;
   bits: number;
   /**
    * Columns sharing a scale along a row (the row length when per channel, rows × cols per tensor);
-   * bitsandbytes 4-bit: values per block of the flattened tensor.
+   * bitsandbytes 4-bit: values per block of the flattened tensor; ONNX QDQ: values per scale;
+   * MatMulNBits: values per block along K.
    */
   groupSize: number;
+  /** ONNX QDQ per axis: the axis the scales run along (absent: one scale for the tensor). */
+  axis?: number;
   symmetric: boolean;
   parts: Partial<Record<QuantizedPart, TensorInfo>>;
   /** GPTQ: added to the stored zero points (1 for the original GPTQ format, 0 for gptq_v2). */

@@ -28,6 +28,9 @@
  *   LLM.int8: `weight` int8 with `SCB` f32 per row, x = q · SCB / 127.
  *
  * A layout whose parts do not fit together stays as separate tensors, with a warning.
+ *
+ * ONNX's quantized weights (DequantizeLinear of a constant, MatMulNBits) are recognised by the ONNX
+ * reader from the graph (readers/onnx/quantized.ts) and dequantized here with the rest.
  */
 import { dirname, join } from 'node:path';
 import { readExact } from '../bytesource';
@@ -35,6 +38,7 @@ import type { DType } from '../dtypes';
 import { QuantLensError, throwIfAborted } from '../errors';
 import { MAX_JSON_SIDE_FILE_BYTES, MAX_QUANT_STATE_BYTES } from '../limits';
 import { elementCount, type Diagnostic, type ModelInfo, type QuantizedFormat, type QuantizedLayout, type QuantizedPart, type TensorInfo } from '../model';
+import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from '../quant/fp16';
 import { decodeFp8 } from '../quant/rtn';
 import { decodeToF32, isPlainDType } from '../stats/decode';
 import type { RowChunk } from '../tensor-rows';
@@ -53,6 +57,8 @@ const LAYOUT_DTYPE: Record<QuantizedFormat, DType> = {
   'bnb-nf4': 'BNB_NF4',
   'bnb-fp4': 'BNB_FP4',
   'bnb-int8': 'BNB_INT8',
+  'onnx-qdq': 'ONNX_QDQ',
+  'onnx-matmulnbits': 'MATMUL_NBITS',
 };
 
 /** `quantization_config` of the config.json beside the checkpoint (GPTQ: or quantize_config.json). */
@@ -438,6 +444,35 @@ async function partI32(model: ModelInfo, t: TensorInfo, files: FileAccess): Prom
   return new Int32Array(b.buffer, b.byteOffset, b.byteLength >> 2);
 }
 
+const INTEGER_WIDTH: Partial<Record<DType, number>> = { I8: 1, U8: 1, I16: 2, U16: 2, I32: 4 };
+
+/** Integer values of up to 32 bits (ONNX QDQ values and zero points). */
+async function partIntegers(model: ModelInfo, t: TensorInfo, files: FileAccess): Promise<Int32Array> {
+  const width = INTEGER_WIDTH[t.dtype];
+  if (width === undefined) throw new QuantLensError('UNSUPPORTED', `${t.dtype} is not an integer type of up to 32 bits`, { tensor: t.name });
+  const b = await partBytes(model, t, files);
+  const n = elementCount(t.shape);
+  if (b.byteLength !== n * width) throw new QuantLensError('SIZE_MISMATCH', `${b.byteLength} bytes for ${n} ${t.dtype} values`, { tensor: t.name });
+  const view = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  const out = new Int32Array(n);
+  for (let i = 0; i < n; i++) {
+    out[i] =
+      t.dtype === 'I8' ? view.getInt8(i)
+      : t.dtype === 'U8' ? view.getUint8(i)
+      : t.dtype === 'I16' ? view.getInt16(2 * i, true)
+      : t.dtype === 'U16' ? view.getUint16(2 * i, true)
+      : view.getInt32(4 * i, true);
+  }
+  return out;
+}
+
+/** Dequantized values take the scale's type in ONNX Runtime: f16/bf16 scales round the f32 product to theirs. */
+function roundToScaleType(dtype: DType): (x: number) => number {
+  if (dtype === 'F16') return (x) => f16ToF32(f32ToF16(x));
+  if (dtype === 'BF16') return (x) => bf16ToF32(f32ToBf16(x));
+  return (x) => x;
+}
+
 async function partI8(model: ModelInfo, t: TensorInfo, files: FileAccess): Promise<Int8Array> {
   const b = await partBytes(model, t, files);
   return new Int8Array(b.buffer, b.byteOffset, b.byteLength);
@@ -598,6 +633,59 @@ async function rowDequantizer(model: ModelInfo, tensor: TensorInfo, l: Quantized
       const scb = await partF32(model, p.scale!, files);
       return (r, out) => {
         for (let c = 0; c < cols; c++) out[c] = (q[r * cols + c]! * scb[r]!) / 127;
+      };
+    }
+    case 'onnx-qdq': {
+      // DequantizeLinear: y = float(x − zero_point) · scale, in f32 (onnx/reference/ops/op_dequantize_linear.py)
+      const q = await partIntegers(model, p.packed!, files);
+      const scale = await partF32(model, p.scale!, files);
+      const zero = p.zeroPoint ? await partIntegers(model, p.zeroPoint, files) : undefined;
+      const round = roundToScaleType(p.scale!.dtype);
+      const shape = tensor.shape;
+      const inner = l.axis === undefined ? 1 : elementCount(shape.slice(l.axis + 1));
+      const channels = l.axis === undefined ? 1 : shape[l.axis]!;
+      return (r, out) => {
+        for (let c = 0; c < cols; c++) {
+          const i = r * cols + c;
+          const ch = channels === 1 ? 0 : Math.floor(i / inner) % channels;
+          out[c] = round(Math.fround(q[i]! - (zero ? zero[ch]! : 0)) * scale[ch]!);
+        }
+      };
+    }
+    case 'onnx-matmulnbits': {
+      // the logical tensor is the MatMul weight [K, N]; B holds it transposed, block by block along K
+      const [k, n] = [rows, cols];
+      const bits = l.bits;
+      const block = l.groupSize;
+      const blocks = Math.ceil(k / block);
+      const blob = (block * bits) / 8;
+      const mask = (1 << bits) - 1;
+      const packed = await partBytes(model, p.packed!, files);
+      const scale = await partF32(model, p.scale!, files);
+      const round = roundToScaleType(p.scale!.dtype);
+      const bitsAt = (bytes: Uint8Array, base: number, bit: number): number => {
+        const at = base + (bit >>> 3);
+        const shift = bit & 7;
+        let v = bytes[at]! >>> shift;
+        if (shift + bits > 8) v |= bytes[at + 1]! << (8 - shift);
+        return v & mask;
+      };
+      let zero: (j: number, b: number) => number = () => 1 << (bits - 1);
+      if (p.zeroPoint && p.zeroPoint.dtype === 'U8') {
+        const z = await partBytes(model, p.zeroPoint, files);
+        const perRow = Math.ceil((blocks * bits) / 8);
+        zero = (j, b) => bitsAt(z, j * perRow, b * bits);
+      } else if (p.zeroPoint) {
+        const z = await partF32(model, p.zeroPoint, files);
+        zero = (j, b) => z[j * blocks + b]!;
+      }
+      return (i, out) => {
+        const b = Math.floor(i / block);
+        const bit = (i % block) * bits;
+        for (let j = 0; j < n; j++) {
+          const q = bitsAt(packed, (j * blocks + b) * blob, bit);
+          out[j] = round(Math.fround(q - zero(j, b)) * scale[j * blocks + b]!);
+        }
       };
     }
   }

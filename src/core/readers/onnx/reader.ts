@@ -12,6 +12,7 @@ import { elementCount, type Diagnostic, type MetadataValue, type ModelInfo, type
 import { asInt64, WireCursor, WireType } from '../../protobuf/wire';
 import type { CheckpointReader, FileAccess, ReadOptions } from '../types';
 import { readOnnxModel, type OnnxGraph, type OnnxModel, type OnnxNode, type OnnxTensor } from './graph';
+import { recogniseOnnxQuantized, type GraphTensors } from './quantized';
 import { dtypeOfOnnxDataType, onnxDataTypeName, TensorField } from './schema';
 
 /** Keys a ModelProto starts with after ir_version: producer_name, producer_version, domain, model_version, doc_string, graph, opset_import. */
@@ -33,7 +34,8 @@ export const onnxReader: CheckpointReader = {
       const metadata = onnxMetadata(model, diagnostics, path);
       const collector = new TensorCollector(path, source, files, diagnostics, options.signal);
       await collector.graph(model.graph, undefined);
-      return { format: 'onnx', files: [path, ...collector.externalFiles.keys()], metadata, tensors: collector.tensors, diagnostics };
+      const tensors = recogniseOnnxQuantized(model.graph, collector.graphTensors, collector.tensors, diagnostics, path);
+      return { format: 'onnx', files: [path, ...collector.externalFiles.keys()], metadata, tensors, diagnostics };
     } finally {
       await source.close();
     }
@@ -66,6 +68,8 @@ class TensorCollector {
   readonly tensors: TensorInfo[] = [];
   /** External data files, with their sizes. */
   readonly externalFiles = new Map<string, number>();
+  /** Each graph's tensors by their name in that graph (before renaming), for readers/onnx/quantized.ts. */
+  readonly graphTensors: GraphTensors = new Map();
   private readonly names = new Set<string>();
   private readonly folder: string;
 
@@ -85,10 +89,17 @@ class TensorCollector {
 
   /** Tensors of `graph`, then of its nodes' subgraphs; `owner` labels the node owning a subgraph. */
   async graph(graph: OnnxGraph, owner: string | undefined): Promise<void> {
-    for (const t of graph.initializers) await this.tensor(t, t.name, owner);
+    const byName = new Map<string, TensorInfo>();
+    this.graphTensors.set(graph, byName);
+    const record = async (rawName: string, collect: () => Promise<void>) => {
+      const before = this.tensors.length;
+      await collect();
+      if (this.tensors.length > before) byName.set(rawName, this.tensors[this.tensors.length - 1]!);
+    };
+    for (const t of graph.initializers) await record(t.name, () => this.tensor(t, t.name, owner));
     for (const [index, node] of graph.nodes.entries()) {
       throwIfAborted(this.signal);
-      if (node.opType === 'Constant' && (node.domain === '' || node.domain === 'ai.onnx')) await this.constant(node, index, owner);
+      if (node.opType === 'Constant' && (node.domain === '' || node.domain === 'ai.onnx')) await record(node.outputs[0] ?? '', () => this.constant(node, index, owner));
       const label = node.name || `${node.opType}_${index}`;
       for (const attr of node.attributes) {
         if (attr.g) await this.graph(attr.g, label);
