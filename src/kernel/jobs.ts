@@ -12,6 +12,8 @@ import type { TensorStats } from '../core/stats/stats';
 import type { Transfer } from '../shared/rpc';
 import type { CompareTensorsJob, CompareTensorsReply } from './compare-job';
 import type { OnnxActivationsJob, OnnxActivationsReply, OnnxRunJob, OnnxRunReply } from './onnx-job';
+import type { CalibrationSet } from '../core/onnx/samples';
+import type { OnnxCalibrationSetJob, OnnxQuantizeJob, OnnxQuantizeJobReply } from './onnx-quantize-job';
 import type { MatmulJob } from './matmul-job';
 import type { KldProgress } from '../core/sensitivity/kld';
 import type { SensitivityResult } from '../core/sensitivity/types';
@@ -45,6 +47,11 @@ export interface StatsJob {
   chunkBytes?: number;
 }
 
+/** Statistics of several small tensors in one job, in order. */
+export interface StatsBatchJob {
+  items: StatsJob[];
+}
+
 /** Per-row and per-column absmax of a tensor seen as rows × cols (rows = the outermost dimension). */
 export interface AbsMaxProfileJob {
   name: string;
@@ -64,6 +71,7 @@ export interface AbsMaxProfile {
 /** Every job kind: request and reply. */
 export type KernelJobs = {
   stats: { request: StatsJob; reply: TensorStats };
+  statsBatch: { request: StatsBatchJob; reply: TensorStats[] };
   absMaxProfile: { request: AbsMaxProfileJob; reply: AbsMaxProfile };
   /** One matched pair of two checkpoints' tensors: error figures, optionally histograms (src/kernel/compare-job.ts). */
   compareTensors: { request: CompareTensorsJob; reply: CompareTensorsReply };
@@ -85,6 +93,10 @@ export type KernelJobs = {
   evaluate: { request: EvaluateJob; reply: EvaluateJobReply; partial: ModelJobProgress };
   /** A `kld` sensitivity sweep inside one worker, progress per unit × format evaluated (src/kernel/model-jobs.ts). */
   kldSensitivity: { request: KldSensitivityJob; reply: SensitivityResult; partial: KldProgress };
+  /** An ONNX model quantized (int8 QDQ, int4 MatMulNBits) into a temp file the host owns; progress in steps (src/kernel/onnx-quantize-job.ts). */
+  quantizeOnnx: { request: OnnxQuantizeJob; reply: OnnxQuantizeJobReply };
+  /** ONNX calibration inputs read and decoded (images, .npy/.npz, .wav); progress in files (src/kernel/onnx-quantize-job.ts). */
+  onnxCalibrationSet: { request: OnnxCalibrationSetJob; reply: CalibrationSet };
 };
 
 export type JobKind = keyof KernelJobs;

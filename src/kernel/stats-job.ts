@@ -15,7 +15,7 @@ import {
 } from '../core/stats/stats';
 import { Transfer } from '../shared/rpc';
 import { dequantizeInPlace } from './dequantize';
-import { byteInputLength, type AbsMaxProfile, type AbsMaxProfileJob, type ByteInput, type JobContext, type StatsJob } from './jobs';
+import { byteInputLength, type AbsMaxProfile, type AbsMaxProfileJob, type ByteInput, type JobContext, type StatsBatchJob, type StatsJob } from './jobs';
 import { decodeToF32InKernel, type KernelInstance } from './wasm';
 
 /** Bytes of values held in kernel memory at once per worker (f32 values, or the wide types' own), by default. */
@@ -172,12 +172,30 @@ export async function runStatsJob(job: StatsJob, ctx: JobContext): Promise<Tenso
   checkChunkBytes(job.chunkBytes);
   const reader = await InputReader.open(ctx.kernel, job.input);
   try {
-    const path = statsPathOf(dtype);
+    const path = statsPathOf(dtype, count);
     if (path === 'codes8' || path === 'codes16') return await codeTableStats(job, dtype as CodeDType, reader, ctx);
     return await laneStatsInKernel(job, reader, ctx, path === 'f64' ? 'stored' : 'f32');
   } finally {
     await reader.close();
   }
+}
+
+/**
+ * Many small tensors in one job (a model of 100,000 tiny tensors would otherwise pay a message round
+ * trip per tensor): each as its own `stats` job, one after another, kernel memory reused.
+ */
+export async function runStatsBatchJob(job: StatsBatchJob, ctx: JobContext): Promise<TensorStats[]> {
+  const total = job.items.reduce((s, it) => s + byteInputLength(it.input), 0);
+  const results: TensorStats[] = [];
+  let done = 0;
+  for (const item of job.items) {
+    throwIfAborted(ctx.signal);
+    ctx.arena.reset();
+    results.push(await runStatsJob(item, { ...ctx, progress: () => undefined }));
+    done += byteInputLength(item.input);
+    ctx.progress(done, total);
+  }
+  return results;
 }
 
 async function codeTableStats(job: StatsJob, dtype: CodeDType, reader: InputReader, ctx: JobContext): Promise<TensorStats> {

@@ -59,29 +59,65 @@ export async function computeTensorStats(pool: KernelPool, model: ModelInfo, ten
     options.onProgress?.(doneSum, total);
   };
   const order = tensors.map((_, i) => i).sort((a, b) => tensors[b]!.byteLength - tensors[a]!.byteLength);
+  const units = batchSmallTensors(order, tensors);
   const results = new Array<TensorStats>(tensors.length);
   let next = 0;
   let failed = false;
   const lane = async (): Promise<void> => {
-    while (next < order.length && !failed) {
-      const i = order[next++]!;
-      const tensor = tensors[i]!;
+    while (next < units.length && !failed) {
+      const unit = units[next++]!;
       try {
-        const { input, dtype, transfer } = await inputOf(model, tensor, files);
-        results[i] = await pool.run(
-          'stats',
-          { name: tensor.name, dtype, count: elementCount(tensor.shape), input, bins },
-          { signal: options.signal, transfer, onProgress: (d, t) => report(i, d, t) },
+        const jobs = await Promise.all(
+          unit.map(async (i) => {
+            const tensor = tensors[i]!;
+            const { input, dtype, transfer } = await inputOf(model, tensor, files);
+            return { item: { name: tensor.name, dtype, count: elementCount(tensor.shape), input, bins }, transfer: transfer ?? [] };
+          }),
         );
+        if (unit.length === 1) {
+          const i = unit[0]!;
+          results[i] = await pool.run('stats', jobs[0]!.item, { signal: options.signal, transfer: jobs[0]!.transfer, onProgress: (d, t) => report(i, d, t) });
+        } else {
+          const replies = await pool.run('statsBatch', { items: jobs.map((j) => j.item) }, { signal: options.signal, transfer: jobs.flatMap((j) => j.transfer) });
+          unit.forEach((i, k) => (results[i] = replies[k]!));
+        }
       } catch (err) {
         failed = true; // the other lanes stop taking tensors
         throw err;
       }
-      report(i, 1, 1);
+      for (const i of unit) report(i, 1, 1);
     }
   };
-  await Promise.all(Array.from({ length: Math.min(order.length, pool.size * 2) }, lane));
+  await Promise.all(Array.from({ length: Math.min(units.length, pool.size * 2) }, lane));
   return results;
+}
+
+/** Tensors below this size share a job with others (a job round trip costs more than their statistics). */
+const SMALL_TENSOR_BYTES = 256 << 10;
+const BATCH_BYTES = 8 << 20;
+const BATCH_TENSORS = 256;
+
+/** Jobs to run: each large tensor alone, small ones (the tail of the largest-first order) in batches. */
+function batchSmallTensors(order: number[], tensors: readonly TensorInfo[]): number[][] {
+  const units: number[][] = [];
+  let batch: number[] = [];
+  let bytes = 0;
+  for (const i of order) {
+    const size = tensors[i]!.byteLength;
+    if (size >= SMALL_TENSOR_BYTES) {
+      units.push([i]);
+      continue;
+    }
+    if (batch.length >= BATCH_TENSORS || bytes + size > BATCH_BYTES) {
+      units.push(batch);
+      batch = [];
+      bytes = 0;
+    }
+    batch.push(i);
+    bytes += size;
+  }
+  if (batch.length) units.push(batch);
+  return units;
 }
 
 /** Per-row and per-column absmax of a tensor seen as [shape[0], product of the rest]. */

@@ -9,15 +9,17 @@ import { runCompareTensorsJob } from './compare-job';
 import { runMatmulJob } from './matmul-job';
 import { runCalibrateJob, runEvaluateJob, runKldSensitivityJob } from './model-jobs';
 import { runOnnxActivationsJob, runOnnxRunJob } from './onnx-job';
+import { runOnnxCalibrationSetJob, runOnnxQuantizeJob } from './onnx-quantize-job';
 import { runQuantizeRowsJob } from './quantize-job';
 import { runQuantizeRtnJob } from './rtn-job';
 import { runSensitivityJob } from './sensitivity-job';
-import { runAbsMaxProfileJob, runStatsJob } from './stats-job';
+import { runAbsMaxProfileJob, runStatsBatchJob, runStatsJob } from './stats-job';
 import { instantiateKernel, KernelArena, type KernelInstance } from './wasm';
 
 /** The handler of every job kind (exhaustive: adding a kind to jobs.ts requires its handler here). */
 const HANDLERS: { [K in JobKind]: JobHandler<K> } = {
   stats: runStatsJob,
+  statsBatch: runStatsBatchJob,
   absMaxProfile: runAbsMaxProfileJob,
   compareTensors: runCompareTensorsJob,
   quantizeRows: runQuantizeRowsJob,
@@ -29,6 +31,8 @@ const HANDLERS: { [K in JobKind]: JobHandler<K> } = {
   calibrate: runCalibrateJob,
   evaluate: runEvaluateJob,
   kldSensitivity: runKldSensitivityJob,
+  quantizeOnnx: runOnnxQuantizeJob,
+  onnxCalibrationSet: runOnnxCalibrationSetJob,
 };
 
 if (!parentPort) throw new Error('worker.ts runs as a worker thread');

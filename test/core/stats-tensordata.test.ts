@@ -11,12 +11,12 @@ import { countCodes, laneStats, statsFromCodeTable, statsPathOf, type CodeDType,
 import { readTensorBytes } from '../../src/core/tensordata';
 import { KernelPool } from '../../src/kernel/pool';
 import { computeTensorStats } from '../../src/kernel/tensor-stats';
-import type { DType } from '../../src/core/dtypes';
+import { DTYPES, type DType } from '../../src/core/dtypes';
 
 const models = resolve(__dirname, '../../../shared/models');
 
 function twin(dtype: DType, bytes: Uint8Array): TensorStats {
-  const path = statsPathOf(dtype);
+  const path = statsPathOf(dtype, (bytes.length / DTYPES[dtype].bytesPerBlock) * DTYPES[dtype].blockSize);
   if (path === 'codes8' || path === 'codes16') {
     const table = new Float64Array(path === 'codes8' ? 256 : 65536);
     countCodes(dtype as CodeDType, bytes, table);

@@ -7,7 +7,7 @@ import type { DType } from '../../src/core/dtypes';
 import { DTYPES } from '../../src/core/dtypes';
 import { dequantizeBlocks } from '../../src/core/quant/dequant';
 import { colAbsMax, rowAbsMax } from '../../src/core/stats/absmax';
-import { decodeToF32, decodeToF64, type PlainDType, type WideDType } from '../../src/core/stats/decode';
+import { decodeToF32, decodeToF64, isPlainDType, type PlainDType, type WideDType } from '../../src/core/stats/decode';
 import { countCodes, laneStats, statsFromCodeTable, statsPathOf, type CodeDType, type TensorStats } from '../../src/core/stats/stats';
 import type { AbsMaxProfileJob, JobContext, StatsJob } from '../../src/kernel/jobs';
 import { runAbsMaxProfileJob, runStatsJob } from '../../src/kernel/stats-job';
@@ -133,15 +133,15 @@ async function kernelStats(job: Omit<StatsJob, 'name'>): Promise<TensorStats> {
 
 /** The twin's statistics of `bytes`, by the path the dtype takes. */
 function twinStats(dtype: DType, bytes: Uint8Array, bins: number): TensorStats {
-  const path = statsPathOf(dtype);
+  const { blockSize, bytesPerBlock } = DTYPES[dtype];
+  const path = statsPathOf(dtype, (bytes.length / bytesPerBlock) * blockSize);
   if (path === 'codes8' || path === 'codes16') {
     const table = new Float64Array(path === 'codes8' ? 256 : 65536);
     countCodes(dtype as CodeDType, bytes, table);
     return statsFromCodeTable(dtype as CodeDType, table, bins);
   }
   if (path === 'f64') return laneStats(decodeToF64(dtype as WideDType, bytes), bins);
-  if (dtype === 'F32') return laneStats(decodeToF32('F32', bytes), bins);
-  const { blockSize, bytesPerBlock } = DTYPES[dtype];
+  if (isPlainDType(dtype)) return laneStats(decodeToF32(dtype, bytes), bins);
   const out = new Float32Array((bytes.length / bytesPerBlock) * blockSize);
   dequantizeBlocks(dtype, bytes, out);
   return laneStats(out, bins);

@@ -2,8 +2,8 @@
  * Tensor statistics and histograms: the definitions, and the plain TypeScript twin of the kernel
  * (src/kernel/assembly/stats.ts, histogram.ts). Everything runs over the finite values, in f64.
  *
- * Two ways to the same numbers, chosen by dtype (`statsPathOf`):
- * - Code table (8- and 16-bit types): count how often each code occurs, then derive every statistic
+ * Two ways to the same numbers, chosen by dtype and size (`statsPathOf`):
+ * - Code table (8- and 16-bit types, but for small tensors): count how often each code occurs, then derive every statistic
  *   and any histogram from the table (`statsFromCodeTable`). Counting is exact integer work, so the
  *   result does not depend on element order, chunking or the number of workers, and the kernel and
  *   the twin share the derivation.
@@ -62,7 +62,20 @@ export const OUTLIER_SIGMAS = 6;
 /** How a dtype's statistics are computed (see the file comment). */
 export type StatsPath = 'codes16' | 'codes8' | 'f32' | 'f64';
 
-export function statsPathOf(dtype: DType): StatsPath {
+/**
+ * Below these element counts an 8- or 16-bit tensor takes the lanes instead: clearing and reading
+ * 65,536 (or 256) counters costs more than the values themselves (a model of 100,000 small tensors).
+ */
+export const CODE_TABLE_MIN_ELEMENTS = { codes16: 1 << 14, codes8: 1 << 6 } as const;
+
+/** The path of a tensor of `count` elements of `dtype`. */
+export function statsPathOf(dtype: DType, count: number): StatsPath {
+  const table = codeTableOf(dtype);
+  if (table === 'codes16' || table === 'codes8') return count >= CODE_TABLE_MIN_ELEMENTS[table] ? table : 'f32';
+  return table;
+}
+
+function codeTableOf(dtype: DType): StatsPath {
   switch (dtype) {
     case 'F16':
     case 'BF16':
@@ -263,7 +276,7 @@ export function laneStats(values: Values, bins = DEFAULT_HISTOGRAM_BINS): Tensor
 
 /** Number of codes of a code-table dtype. */
 export function codeCount(dtype: CodeDType): number {
-  return statsPathOf(dtype) === 'codes16' ? 65536 : 256;
+  return codeTableOf(dtype) === 'codes16' ? 65536 : 256;
 }
 
 /** Counts codes of little-endian 8/16-bit elements into `table` (reference for the kernel's countCodes*). */
