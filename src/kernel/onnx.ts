@@ -1,7 +1,14 @@
 /**
  * The OnnxRunner of core/onnx on the kernel pool: samples split into contiguous runs, one job per
- * worker, results merged in sample order (so lane sums add up in the order one worker would use).
+ * worker, results merged in sample order (so lane sums add up in the order one worker would use);
+ * and the host side of the quantizeOnnx and calibration-set jobs (onnx-quantize-job.ts).
  */
+import { stat } from 'node:fs/promises';
+import { AtomicOutput } from '../core/atomic-output';
+import { QuantLensError } from '../core/errors';
+import type { InputSpec } from '../core/onnx/feeds';
+import type { OnnxQuantizeOptions, OnnxQuantizeResult } from '../core/onnx/quantize';
+import type { CalibrationSet, SampleOptions } from '../core/onnx/samples';
 import { mergeMoments, mergeScans, type MomentAccumulator, type MomentParams } from '../core/onnx/activation-stats';
 import type { OnnxFeed, Sample } from '../core/onnx/feeds';
 import type { ModelBytes, OnnxRunner, RunnerOptions, ScanResult } from '../core/onnx/runner';
@@ -92,4 +99,34 @@ export function poolOnnxRunner(pool: KernelPool): OnnxRunner {
       return replies.flatMap((r) => r.outputs);
     },
   };
+}
+
+/**
+ * quantizeOnnx in a kernel worker: the output's temporary file is created here and committed when
+ * the job replies, removed when it fails or is cancelled (the pool then stops the worker).
+ * `onProgress` counts steps: one per weight, one for writing.
+ */
+export async function quantizeOnnxInPool(pool: KernelPool, input: string, output: string, options: OnnxQuantizeOptions): Promise<OnnxQuantizeResult> {
+  const { signal, onProgress, ...rest } = options;
+  let size: number;
+  try {
+    size = (await stat(input)).size;
+  } catch (err) {
+    throw new QuantLensError('IO', `cannot read ${input}: ${(err as Error).message}`, { file: input, cause: err });
+  }
+  const out = await AtomicOutput.create(output, size);
+  try {
+    const result = await pool.run('quantizeOnnx', { input, tempPath: out.tempPath, options: rest }, { signal, onProgress });
+    await out.commit();
+    return { ...result, output };
+  } catch (err) {
+    await out.discard();
+    throw err;
+  }
+}
+
+/** loadCalibrationSet in a kernel worker (files read and decoded there); `onProgress` counts files. */
+export function loadCalibrationSetInPool(pool: KernelPool, signature: readonly InputSpec[], paths: readonly string[], options: SampleOptions = {}): Promise<CalibrationSet> {
+  const { signal, onProgress, ...rest } = options;
+  return pool.run('onnxCalibrationSet', { signature: [...signature], paths: [...paths], options: rest }, { signal, onProgress });
 }

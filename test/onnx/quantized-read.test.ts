@@ -6,7 +6,8 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -26,7 +27,7 @@ import {
 } from '../../src/core/readers/onnx';
 import { summarizeModel } from '../../src/core/summary';
 import { tensorRowsF32 } from '../../src/core/tensor-rows';
-import { poolOnnxRunner } from '../../src/kernel/onnx';
+import { poolOnnxRunner, quantizeOnnxInPool } from '../../src/kernel/onnx';
 import { KernelPool } from '../../src/kernel/pool';
 
 const repoRoot = resolve(__dirname, '../..');
@@ -284,4 +285,32 @@ test('hand-built QDQ forms: Constant-node parts, uint8 per tensor, int32 bias wi
   assert.equal(summarizeModel(model).byDtype.ONNX_QDQ!.params, 6 + 3 + 4 + 4);
   const warning = model.diagnostics.find((d) => d.code === 'QUANT_LAYOUT');
   assert.match(warning!.message, /neither one scale nor one per index of axis 1/);
+});
+
+test('quantizeOnnx in a kernel worker: the same file as on the host, progress in steps; cancel leaves neither output nor temp file', async (t) => {
+  const model = join(dir, 'mlp-pool.onnx');
+  await writeMlp(model);
+  const onHost = join(dir, 'mlp-pool-host.onnx');
+  const inPool = join(dir, 'mlp-pool-worker.onnx');
+  await quantizeOnnx(model, onHost, { type: 'int4-matmulnbits', asymmetric: true });
+  const steps: Array<[number, number]> = [];
+  const r = await quantizeOnnxInPool(pool, model, inPool, { type: 'int4-matmulnbits', asymmetric: true, onProgress: (d, n) => steps.push([d, n]) });
+  assert.equal(r.output, inPool);
+  assert.deepEqual(r.quantized.map((q) => q.name), ['w1', 'w2']);
+  assert.deepEqual(readFileSync(inPool), readFileSync(onHost));
+  assert.deepEqual(steps[steps.length - 1], [3, 3]);
+
+  if (!existsSync(PPOCR)) return t.skip('cancel on ch_ppocr: ../shared/models is absent');
+  const folder = mkdtempSync(join(dir, 'cancel-'));
+  const output = join(folder, 'ppocr-int8.onnx');
+  const before = createHash('sha256').update(readFileSync(PPOCR)).digest('hex');
+  const controller = new AbortController();
+  let seen = 0;
+  await assert.rejects(
+    quantizeOnnxInPool(pool, PPOCR, output, { type: 'int8-qdq', signal: controller.signal, onProgress: (d) => { seen = d; if (d >= 3) controller.abort(); } }),
+    (e: Error & { code?: string }) => e.code === 'CANCELLED',
+  );
+  assert.deepEqual(readdirSync(folder), [], `left behind after a cancel at step ${seen}`);
+  assert.equal(createHash('sha256').update(readFileSync(PPOCR)).digest('hex'), before, 'the input is never modified');
+  t.diagnostic(`cancelled at step ${seen} of 55: folder empty`);
 });

@@ -25,7 +25,8 @@ import { nodeFileAccess } from '../readers/node-files';
 import {
   onnxAttribute, onnxModelBuilder, onnxNode, onnxTensor, OnnxDataType, readOnnxModel, type OnnxModel, type OnnxNode, type OnnxTensor,
 } from '../readers/onnx';
-import { writeMessage } from '../protobuf/encoder';
+import { stat } from 'node:fs/promises';
+import { writeMessage, type ByteSink } from '../protobuf/encoder';
 import { quantizeRtn } from '../quant/rtn';
 import { parseScheme } from '../quant/scheme';
 import type { Histogram } from '../stats/stats';
@@ -53,6 +54,8 @@ export interface OnnxQuantizeOptions {
   /** asymmetric weights with zero-points: per channel (int8-qdq) or per block (int4-matmulnbits); default symmetric, as ONNX Runtime's quantizer */
   asymmetric?: boolean;
   signal?: AbortSignal;
+  /** steps done / total: one per weight, one for writing the model */
+  onProgress?: (done: number, total: number) => void;
 }
 
 export interface QuantizedWeight {
@@ -261,12 +264,40 @@ function matMulNBits(weight: WeightRef, node: OnnxNode, values: Float32Array, bl
 
 /** Quantizes the model at `input` into a new file at `output` (see the file comment). */
 export async function quantizeOnnx(input: string, output: string, options: OnnxQuantizeOptions): Promise<OnnxQuantizeResult> {
+  checkQuantizeOptions(options);
+  let size: number;
+  try {
+    size = (await stat(input)).size;
+  } catch (err) {
+    throw new QuantLensError('IO', `cannot read ${input}: ${(err as Error).message}`, { file: input, cause: err });
+  }
+  const out = await AtomicOutput.create(output, size);
+  try {
+    const result = await writeQuantizedOnnx(input, out, options);
+    await out.commit();
+    return { ...result, output };
+  } catch (err) {
+    await out.discard();
+    throw err;
+  }
+}
+
+function checkQuantizeOptions(options: OnnxQuantizeOptions): void {
   const blockSize = options.blockSize ?? DEFAULT_NBITS_BLOCK;
   if (options.type === 'int4-matmulnbits' && (blockSize < 16 || (blockSize & (blockSize - 1)) !== 0)) {
     throw new QuantLensError('USAGE', `MatMulNBits block size must be a power of two ≥ 16, got ${blockSize}`);
   }
   if (options.activations && options.type !== 'int8-qdq') throw new QuantLensError('USAGE', 'activation quantization goes with --type int8-qdq');
   if (options.activations && !options.calibration) throw new QuantLensError('USAGE', 'activation quantization needs calibration inputs (--inputs)');
+}
+
+/**
+ * The quantized model written into `sink`, which its caller creates and commits or discards (a
+ * kernel worker writes into a temporary file its host owns: src/kernel/onnx-quantize-job.ts).
+ */
+export async function writeQuantizedOnnx(input: string, sink: ByteSink, options: OnnxQuantizeOptions): Promise<Omit<OnnxQuantizeResult, 'output'>> {
+  checkQuantizeOptions(options);
+  const blockSize = options.blockSize ?? DEFAULT_NBITS_BLOCK;
   const info = await openModel(input, { signal: options.signal });
   const source = await FileByteSource.open(input);
   try {
@@ -281,6 +312,8 @@ export async function quantizeOnnx(input: string, output: string, options: OnnxQ
     }
     const rw: Rewrite = { prologue: [], initializers: [], replace: new Map() };
     const quantized: QuantizedWeight[] = [];
+    const steps = weights.length + 1;
+    options.onProgress?.(0, steps);
     for (const w of weights) {
       throwIfAborted(options.signal);
       const values = await readWeightF32(info, nodeFileAccess, w);
@@ -292,6 +325,7 @@ export async function quantizeOnnx(input: string, output: string, options: OnnxQ
         matMulNBits(w, model.graph.nodes[w.nodeIndex]!, values, blockSize, options.asymmetric ?? false, rw);
         quantized.push({ name: w.name, node: w.node, opType: w.opType, format: `int4-g${blockSize}-${options.asymmetric ? 'asym' : 'sym'}` });
       }
+      options.onProgress?.(quantized.length, steps);
     }
 
     const activationRanges: ActivationRange[] = [];
@@ -347,18 +381,10 @@ export async function quantizeOnnx(input: string, output: string, options: OnnxQ
     if (options.type === 'int8-qdq') upgradeToQdqOpset(model);
     throwIfAborted(options.signal);
 
-    const out = await AtomicOutput.create(output, source.size);
-    let bytes: number;
-    try {
-      bytes = await writeMessage(onnxModelBuilder(model, source), out, { signal: options.signal });
-      await out.commit();
-    } catch (err) {
-      await out.discard();
-      throw err;
-    }
+    const bytes = await writeMessage(onnxModelBuilder(model, source), sink, { signal: options.signal });
+    options.onProgress?.(steps, steps);
     return {
       input,
-      output,
       type: options.type,
       opsetFrom,
       opsetTo: defaultOpset(model),

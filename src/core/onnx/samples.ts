@@ -47,6 +47,8 @@ export interface SampleOptions {
   /** at most this many samples (default and cap: MAX_CALIBRATION_SAMPLES) */
   maxSamples?: number;
   signal?: AbortSignal;
+  /** loadCalibrationSet: files read / files found */
+  onProgress?: (done: number, total: number) => void;
 }
 
 export type SampleSource = 'npy' | 'npz' | 'images' | 'audio' | 'synthetic';
@@ -269,8 +271,9 @@ export async function loadCalibrationSet(signature: readonly InputSpec[], paths:
       filled.add(spec.name);
       return filledFeed(spec, options, audioRate);
     });
-  for (const file of files) {
+  for (const [index, file] of files.entries()) {
     throwIfAborted(options.signal);
+    options.onProgress?.(index, files.length);
     if (samples.length >= maxSamples) break;
     const ext = extname(file).toLowerCase();
     if (ext === '.npy') {
@@ -308,6 +311,7 @@ export async function loadCalibrationSet(signature: readonly InputSpec[], paths:
       }
     }
   }
+  options.onProgress?.(files.length, files.length);
   if (samples.length === 0) throw new QuantLensError('USAGE', `no calibration samples in ${paths.join(', ')} (audio shorter than one window?)`);
   return { samples: samples.slice(0, maxSamples), sources: [...sources], synthetic: false, files, filledInputs: [...filled] };
 }

@@ -2,7 +2,7 @@
  * The ONNX side of the Activations view: calibration samples built against the model's input
  * signature (src/core/onnx/samples.ts), node activations captured through ONNX Runtime in the
  * kernel pool (calibrateOnnx, poolOnnxRunner), then int8 QDQ quantization with the calibrated
- * ranges, the quantized model's outputs against the original's, and per-layer output sensitivity.
+ * ranges (in a kernel worker, as is the decoding of calibration files), the quantized model's outputs against the original's, and per-layer output sensitivity.
  */
 import { basename, dirname, extname, join } from 'node:path';
 import { existsSync } from 'node:fs';
@@ -13,12 +13,12 @@ import { calibrateOnnx, OUTLIER_CHANNEL_RATIO, type OnnxCalibration } from '../.
 import { evaluateOnnx } from '../../core/onnx/evaluate';
 import { inputSignature, type InputSpec } from '../../core/onnx/feeds';
 import { findWeights, QUANTIZABLE_OPS } from '../../core/onnx/graph-edit';
-import { quantizeOnnx, type OnnxQuantizeResult, type RangeMethod } from '../../core/onnx/quantize';
-import { DEFAULT_IMAGE_OPTIONS, loadCalibrationSet, syntheticSamples, type CalibrationSet, type SampleOptions } from '../../core/onnx/samples';
+import type { OnnxQuantizeResult, RangeMethod } from '../../core/onnx/quantize';
+import { DEFAULT_IMAGE_OPTIONS, syntheticSamples, type CalibrationSet, type SampleOptions } from '../../core/onnx/samples';
 import { onnxOutputSensitivity, type OnnxSensitivityResult } from '../../core/onnx/sensitivity';
 import { openModel } from '../../core/readers';
 import { readOnnxModel } from '../../core/readers/onnx';
-import { poolOnnxRunner } from '../../kernel/onnx';
+import { loadCalibrationSetInPool, poolOnnxRunner, quantizeOnnxInPool } from '../../kernel/onnx';
 import type { KernelPool } from '../../kernel/pool';
 import { computeTensorStats } from '../../kernel/tensor-stats';
 import type {
@@ -77,8 +77,14 @@ export function symbolicDimsOf(signature: readonly InputSpec[]): string[] {
   return out;
 }
 
-/** The calibration set of a request: files (decoded on the host: images, arrays, audio) or synthetic values. */
-export async function onnxCalibrationSet(facts: OnnxModelFacts, request: Extract<CalibrationRequest, { kind: 'onnx' }>, signal: AbortSignal): Promise<CalibrationSet> {
+/** The calibration set of a request: files (read and decoded in a kernel worker: images, arrays, audio) or synthetic values. */
+export async function onnxCalibrationSet(
+  facts: OnnxModelFacts,
+  request: Extract<CalibrationRequest, { kind: 'onnx' }>,
+  pool: KernelPool,
+  signal: AbortSignal,
+  onProgress?: (filesDone: number, filesTotal: number) => void,
+): Promise<CalibrationSet> {
   for (const name of facts.symbolicDims) {
     const v = request.dims[name];
     if (v === undefined || !Number.isSafeInteger(v) || v <= 0) throw new QuantLensError('USAGE', `give the size of the symbolic dimension ${name}`);
@@ -89,7 +95,7 @@ export async function onnxCalibrationSet(facts: OnnxModelFacts, request: Extract
     return syntheticSamples(facts.signature, request.samples, options);
   }
   if (!request.path) throw new QuantLensError('USAGE', 'choose the calibration files first');
-  return loadCalibrationSet(facts.signature, [request.path], options);
+  return loadCalibrationSetInPool(pool, facts.signature, [request.path], { ...options, onProgress });
 }
 
 export interface QuantizeChoice {
@@ -201,9 +207,19 @@ export class OnnxActivations {
     return { name, dtype: tensor.dtype, shape: tensor.shape, stats: stats! };
   }
 
-  /** Writes an int8 QDQ model (weights per channel; with `activations`, inputs of the quantized nodes from the calibrated ranges). */
-  quantize(output: string, choice: QuantizeChoice, signal: AbortSignal): Promise<OnnxQuantizeResult> {
-    return quantizeOnnx(this.path, output, { type: 'int8-qdq', activations: choice.activations, calibration: this.calibration, rangeMethod: choice.rangeMethod, signal });
+  /**
+   * Writes an int8 QDQ model (weights per channel; with `activations`, inputs of the quantized nodes
+   * from the calibrated ranges) in a kernel worker; progress in steps (weights, then writing).
+   */
+  quantize(output: string, choice: QuantizeChoice, pool: KernelPool, signal: AbortSignal, onProgress?: (done: number, total: number) => void): Promise<OnnxQuantizeResult> {
+    return quantizeOnnxInPool(pool, this.path, output, {
+      type: 'int8-qdq',
+      activations: choice.activations,
+      calibration: this.calibration,
+      rangeMethod: choice.rangeMethod,
+      signal,
+      onProgress,
+    });
   }
 
   async evaluate(candidate: string, pool: KernelPool, signal: AbortSignal, onProgress: (done: number, total: number) => void): Promise<OnnxEvaluationView> {

@@ -183,7 +183,7 @@ export class ActivationsPanel extends Disposable {
       const facts = await this.facts;
       if (!facts) throw new QuantLensError('INTERNAL', 'the model inputs were not read');
       report('reading calibration inputs', 0, 1);
-      const set = await onnxCalibrationSet(facts, request, signal);
+      const set = await onnxCalibrationSet(facts, request, pool, signal, (d, t) => report('calibration files', d, t));
       return OnnxActivations.run(this.uri.fsPath, facts, set, pool, signal, report);
     });
     this.result = result;
@@ -236,10 +236,9 @@ export class ActivationsPanel extends Disposable {
           },
         });
         if (!output) return reply(null);
-        const q = await this.withJob(`quantizing ${this.fileName} to int8 QDQ`, (signal, report) => {
-          report('quantizing weights', 0, 1);
-          return result.quantize(output, choice, signal);
-        });
+        const q = await this.withJob(`quantizing ${this.fileName} to int8 QDQ`, (signal, report) =>
+          result.quantize(output, choice, pool, signal, (d, t) => report(d < t ? 'weights' : 'written', d, t)),
+        );
         this.quantized = { path: q.output, fileName: basename(q.output) };
         this.evaluation = null;
         const ranges = q.activationRanges.length ? `, ${q.activationRanges.length} activation ranges (${q.rangeMethod})` : '';
