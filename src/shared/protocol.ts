@@ -471,6 +471,35 @@ export interface CompareState {
   onlyInB: string[];
   shapeMismatch: string[];
   progress: CompareProgressEvent;
+  /** Set when both sides are ONNX models: their outputs on calibration inputs can be compared too. */
+  outputs: CompareOutputsSetup | null;
+}
+
+/** What the comparison's Outputs section needs: the first model's inputs, and the last run. */
+export interface CompareOutputsSetup {
+  inputs: OnnxInputView[];
+  /** symbols (and `<input>:<axis>`) to ask for before running; none: synthetic inputs run by themselves */
+  symbolicDims: string[];
+  defaultImage: ImageNormalisationView;
+  defaultSamples: number;
+  result: CompareOutputsView | null;
+  progress: CompareOutputsProgressEvent | null;
+}
+
+/** Both models' outputs on the same calibration samples: SQNR, relative MSE, top-1 agreement per graph output. */
+export interface CompareOutputsView extends OnnxEvaluationView {
+  /** one line: samples and where they came from */
+  summary: string;
+  seconds: number;
+}
+
+/** Progress of the Outputs section's run. */
+export interface CompareOutputsProgressEvent {
+  stage: string;
+  done: number;
+  total: number;
+  state: 'running' | 'done' | 'cancelled' | 'error';
+  message?: string;
 }
 
 /** Rows whose figures arrived. */
@@ -522,9 +551,14 @@ export interface CompareWebviewSide {
   requests: {
     ready: { request: ReadyRequest; reply: CompareState };
     pairDetail: { request: PairDetailRequest; reply: PairDetailReply };
+    /** a file or folder dialog for the Outputs section's calibration inputs */
+    pickPath: { request: PickPathRequest; reply: PickPathReply };
+    /** runs both ONNX models on the calibration inputs asked for */
+    compareOutputs: { request: Extract<CalibrationRequest, { kind: 'onnx' }>; reply: CompareOutputsView };
   };
   events: {
     cancelCompare: CancelCompareEvent;
+    cancelOutputs: Record<string, never>;
     revealTensor: CompareRevealEvent;
     webviewError: WebviewErrorEvent;
   };
@@ -536,6 +570,9 @@ export interface CompareHostSide {
   events: {
     compareRows: CompareRowsEvent;
     compareProgress: CompareProgressEvent;
+    outputsProgress: CompareOutputsProgressEvent;
+    /** a run the host started by itself (synthetic inputs once the weights are compared) finished */
+    outputsResult: CompareOutputsView;
   };
 }
 

@@ -3,6 +3,7 @@ import type { CompareHostSide, CompareProgressEvent, CompareRow, CompareSideSumm
 import { RpcEndpoint } from '../../src/shared/rpc';
 import { h } from '../inspector/dom';
 import { formatBytes, formatCount, formatParams, formatStat } from '../inspector/format';
+import { outputsSection } from './outputs';
 import { axisColors, themeColor, withAlpha } from './theme';
 import './compare.css';
 
@@ -96,6 +97,7 @@ function view(): HTMLElement {
     header,
     sides,
     ...unmatched,
+    ...(state.outputs ? [outputsSection(state.outputs, rpc, { a: state.a.fileName, b: state.b.fileName })] : []),
     h('div', { class: 'progress-row' }, progressText, progressBar, cancelButton),
     h('section', { class: 'strip' }, h('h2', null, 'SQNR by layer (dB, parameter-weighted)'), h('div', { class: 'strip-box' }, stripCanvas)),
     h('div', { class: 'body' }, h('div', { class: 'table-box' }, table), detail),

@@ -11,6 +11,7 @@ import { RpcEndpoint } from '../../shared/rpc';
 import { Disposable } from '../dispose';
 import type { LazyKernelPool } from '../kernel-pool';
 import { webviewOptions, webviewPage } from '../webview-page';
+import { OutputComparison } from './outputs';
 
 /** Rows are sent to the webview in batches at most this often while results stream in. */
 const ROW_BATCH_MS = 120;
@@ -20,7 +21,8 @@ const JOBS_PER_WORKER = 2;
 /**
  * The comparison of two checkpoints: one webview panel with both summaries, the matched tensors
  * (rows filled as the pool measures them, sortable), the selected pair's overlaid histograms and
- * error histogram, and an SQNR-by-layer strip. The measurement runs in the kernel pool with a
+ * error histogram, and an SQNR-by-layer strip; for two ONNX models also their outputs on calibration
+ * inputs (outputs.ts). The measurement runs in the kernel pool with a
  * cancellable progress notification; closing the panel stops it.
  */
 export class ComparePanel extends Disposable {
@@ -30,6 +32,8 @@ export class ComparePanel extends Disposable {
   private state: CompareState | undefined;
   private pairs: TensorPair[] = [];
   private pending: CompareRow[] = [];
+  /** Both sides are ONNX models: the Outputs section. */
+  private outputs: OutputComparison | undefined;
   private flushTimer: NodeJS.Timeout | undefined;
   private ready = false;
   private readonly started = performance.now();
@@ -60,9 +64,21 @@ export class ComparePanel extends Disposable {
       if (!this.state) throw new QuantLensError('INTERNAL', 'the comparison did not start');
       this.ready = true;
       this.pending = [];
+      this.state.outputs = this.outputs?.setup() ?? null;
       return this.state;
     });
     this.rpc.handle('pairDetail', ({ index, bins }, signal) => this.pairDetail(index, bins, signal));
+    this.rpc.handle('pickPath', async (request) => {
+      await this.opened;
+      if (!this.outputs) throw new QuantLensError('USAGE', 'outputs are compared for two ONNX models only');
+      return this.outputs.pickPath(request);
+    });
+    this.rpc.handle('compareOutputs', async (request) => {
+      await this.opened;
+      if (!this.outputs) throw new QuantLensError('USAGE', 'outputs are compared for two ONNX models only');
+      return this.outputs.run(request, this.controller.signal);
+    });
+    this.rpc.on('cancelOutputs', () => this.outputs?.cancel());
     this.rpc.on('cancelCompare', () => this.controller.abort());
     this.rpc.on('revealTensor', ({ side, name }) => void vscode.commands.executeCommand('quantlens.revealTensor', side === 'a' ? this.a : this.b, name));
     this.rpc.on('webviewError', ({ message }) => log.error(`compare webview: ${message}`));
@@ -75,6 +91,18 @@ export class ComparePanel extends Disposable {
       const [ma, mb] = await Promise.all([openModel(this.a.fsPath, { signal: this.controller.signal }), openModel(this.b.fsPath, { signal: this.controller.signal })]);
       const { pairs, summary } = await matchTensors(ma, mb);
       this.pairs = pairs;
+      if (ma.format === 'onnx' && mb.format === 'onnx') {
+        this.outputs = await OutputComparison.open(
+          this.a,
+          this.b,
+          this.pool,
+          {
+            progress: (event) => this.ready && this.rpc.notify('outputsProgress', event),
+            result: (view) => this.ready && this.rpc.notify('outputsResult', view),
+          },
+          this.controller.signal,
+        );
+      }
       this.state = {
         a: sideSummary(this.a, ma),
         b: sideSummary(this.b, mb),
@@ -100,6 +128,7 @@ export class ComparePanel extends Disposable {
         onlyInB: summary.onlyInB,
         shapeMismatch: summary.shapeMismatch,
         progress: { done: 0, total: pairs.length, state: 'running', elapsedMs: 0 },
+        outputs: this.outputs?.setup() ?? null,
       };
     } catch (err) {
       const e = toQuantLensError(err);
@@ -152,6 +181,8 @@ export class ComparePanel extends Disposable {
     progress.elapsedMs = performance.now() - this.started;
     this.log.info(`compared ${state.a.fileName} ↔ ${state.b.fileName}: ${progress.done}/${progress.total} tensors in ${(progress.elapsedMs / 1000).toFixed(1)} s${signal.aborted ? ' (cancelled)' : ''}`);
     this.flush();
+    // two ONNX models: then their outputs on synthetic inputs, unless the user must give dims first
+    if (this.outputs?.runsBySelf && !signal.aborted) void this.outputs.runSynthetic(signal);
   }
 
   private async pairDetail(index: number, bins: number, signal: AbortSignal): Promise<PairDetailReply> {
