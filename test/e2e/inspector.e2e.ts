@@ -15,6 +15,11 @@ import { safetensorsBytes } from '../fixtures/safetensors-builder';
 import { missingPrerequisite, outputDir, packageExtension, repoRoot, sharedModels, Workbench } from './harness';
 import { formatTimings, openAndTime } from './inspector-timing';
 
+/** The browser's clipboard, as seen from code run in the page (node code has no DOM types). */
+interface BrowserClipboard {
+  navigator: { clipboard: { writeText(text: string): Promise<void>; readText(): Promise<string> } };
+}
+
 /** One checkpoint per format from ../shared/models, copied into the test's workspace. */
 const MODELS = [
   'stories260K/hf/model.safetensors',
@@ -238,12 +243,12 @@ describe('inspector in VS Code (code-server + Chromium)', { skip }, () => {
       await view.locator('[data-testid="stat-mean"]').waitFor({ timeout: 30_000 });
       await wb.screenshot('light-revealed');
 
-      await wb.page.evaluate(() => navigator.clipboard.writeText(''));
+      await wb.page.evaluate(() => (globalThis as unknown as BrowserClipboard).navigator.clipboard.writeText(''));
       await wb.runCommand('QuantLens: Copy Tensor Stats as JSON');
       let text = '';
       for (let i = 0; i < 50 && !text; i++) {
         await wb.page.waitForTimeout(100);
-        text = await wb.page.evaluate(() => navigator.clipboard.readText());
+        text = await wb.page.evaluate(() => (globalThis as unknown as BrowserClipboard).navigator.clipboard.readText());
       }
       const copied = JSON.parse(text) as Record<string, unknown> & { histogram: { counts: number[] } };
       const cli = JSON.parse(

@@ -153,7 +153,7 @@ export class InspectorDocument extends Disposable implements vscode.CustomDocume
     let analyzed = 0;
     let failed = 0;
     try {
-      const r = await service.analyze(model, todo, bins, {
+      await service.analyze(model, todo, bins, {
         signal,
         onResult: (index, stats) => {
           analyzed++;
