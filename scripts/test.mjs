@@ -1,4 +1,5 @@
-// Runs the unit tests on plain Node (node:test, TypeScript through tsx), then the end-to-end tests.
+// Checks layering and types, builds, runs the unit tests on plain Node (node:test, TypeScript through
+// tsx), then the end-to-end tests.
 // `npm test -- --unit` runs only the unit tests; `npm test -- --e2e` only the end-to-end ones.
 import { spawnSync } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
@@ -24,7 +25,12 @@ function run(cmd, argv) {
   return r.status ?? 1;
 }
 
-let status = run(process.execPath, [join(root, 'scripts/lint.mjs')]) || run(process.execPath, [join(root, 'scripts/build.mjs')]);
+const tsc = join(root, 'node_modules/typescript/bin/tsc');
+let status =
+  run(process.execPath, [join(root, 'scripts/lint.mjs')]) ||
+  run(process.execPath, [tsc, '-p', 'tsconfig.node.json', '--noEmit']) ||
+  run(process.execPath, [tsc, '-p', 'tsconfig.webview.json', '--noEmit']) ||
+  run(process.execPath, [join(root, 'scripts/build.mjs')]);
 if (status !== 0) process.exit(status);
 
 if (only !== 'e2e') {
