@@ -137,3 +137,8 @@ export function elementCount(shape: readonly number[]): number {
   for (const d of shape) n *= d;
   return n;
 }
+
+/** Sets a key of a record built from a file's names: plain assignment of "__proto__" would replace the prototype instead of adding a key. */
+export function setOwn<T>(obj: Record<string, T>, key: string, value: T): void {
+  Object.defineProperty(obj, key, { value, enumerable: true, writable: true, configurable: true });
+}

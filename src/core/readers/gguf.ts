@@ -18,7 +18,7 @@ import {
   MAX_SHARDS,
   SHARD_OPEN_CONCURRENCY,
 } from '../limits';
-import type { Diagnostic, MetadataType, MetadataValue, ModelInfo, TensorInfo } from '../model';
+import { setOwn, type Diagnostic, type MetadataType, type MetadataValue, type ModelInfo, type TensorInfo } from '../model';
 import {
   GGUF_ALIGNMENT_KEY,
   GGUF_DEFAULT_ALIGNMENT,
@@ -62,10 +62,6 @@ export interface GgufHeader {
   /** Start of the data section: headerEnd rounded up to the alignment. */
   dataOffset: number;
   diagnostics: Diagnostic[];
-}
-
-function setOwn<T>(obj: Record<string, T>, key: string, value: T): void {
-  Object.defineProperty(obj, key, { value, enumerable: true, writable: true, configurable: true });
 }
 
 /** Reads and validates a GGUF header; tensor data is never read. */

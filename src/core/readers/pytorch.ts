@@ -15,7 +15,7 @@ import {
   PYTORCH_MAX_GATHER_BYTES,
   PYTORCH_MAX_STORAGES,
 } from '../limits';
-import type { Diagnostic, MetadataValue, ModelInfo, TensorInfo } from '../model';
+import { setOwn, type Diagnostic, type MetadataValue, type ModelInfo, type TensorInfo } from '../model';
 import {
   loadPickle,
   PickleEndOfInput,
@@ -50,10 +50,6 @@ interface NamedTensor {
 interface Collected {
   tensors: NamedTensor[];
   metadata: Record<string, MetadataValue>;
-}
-
-function setOwn<T>(obj: Record<string, T>, key: string, value: T): void {
-  Object.defineProperty(obj, key, { value, enumerable: true, writable: true, configurable: true });
 }
 
 function keyText(k: PyValue): string {

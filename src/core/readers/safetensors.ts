@@ -16,7 +16,7 @@ import {
   SAFETENSORS_MAX_HEADER_BYTES,
   SHARD_OPEN_CONCURRENCY,
 } from '../limits';
-import type { Diagnostic, MetadataValue, ModelInfo, TensorInfo } from '../model';
+import { setOwn, type Diagnostic, type MetadataValue, type ModelInfo, type TensorInfo } from '../model';
 import { notInWeightMap, readShardIndex } from './shard-index';
 import type { CheckpointReader, FileAccess, ReadOptions } from './types';
 
@@ -252,11 +252,6 @@ function readMetadataMap(value: unknown, into: Record<string, MetadataValue>, fi
     }
     setOwn(into, k, { type: 'string', value: v });
   }
-}
-
-/** Plain assignment of "__proto__" would replace the prototype instead of adding a key. */
-function setOwn<T>(obj: Record<string, T>, key: string, value: T): void {
-  Object.defineProperty(obj, key, { value, enumerable: true, writable: true, configurable: true });
 }
 
 function parseEntry(name: string, value: unknown, file: string): RawEntry {
