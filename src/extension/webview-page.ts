@@ -1,11 +1,15 @@
 import * as vscode from 'vscode';
 import { randomBytes } from 'node:crypto';
 
+/** The QuantLens webviews, each a bundle dist/webview/<name>.js with its stylesheet <name>.css. */
+export type WebviewName = 'inspector' | 'plan' | 'compare' | 'activations';
+
 /**
- * The page of a QuantLens webview panel (plan, compare): the bundle dist/webview/<name>.js with its
- * stylesheet, @vscode-elements/elements, a strict CSP with a fresh nonce, nothing from a network.
+ * The page of a QuantLens webview: its bundle and stylesheet, a strict CSP with a fresh nonce,
+ * nothing from a network. The inspector's bundle carries the @vscode-elements components it uses
+ * (a fifth of the library, parsed before the first table page); the others load the library's bundle elements.js.
  */
-export function webviewPage(webview: vscode.Webview, extensionUri: vscode.Uri, name: 'plan' | 'compare' | 'activations', title: string): string {
+export function webviewPage(webview: vscode.Webview, extensionUri: vscode.Uri, name: WebviewName, title: string, loading = 'Loading…'): string {
   const nonce = randomBytes(16).toString('base64');
   const asset = (file: string): string => webview.asWebviewUri(vscode.Uri.joinPath(extensionUri, 'dist', 'webview', file)).toString();
   const csp = [
@@ -15,24 +19,24 @@ export function webviewPage(webview: vscode.Webview, extensionUri: vscode.Uri, n
     `font-src ${webview.cspSource}`,
     `script-src 'nonce-${nonce}'`,
   ].join('; ');
+  const elementsScript = name === 'inspector' ? '' : `\n<script type="module" nonce="${nonce}" src="${asset('elements.js')}"></script>`;
   return `<!DOCTYPE html>
 <html lang="en">
 <head>
 <meta charset="UTF-8">
 <meta http-equiv="Content-Security-Policy" content="${csp}">
 <meta name="viewport" content="width=device-width, initial-scale=1.0">
-<link rel="stylesheet" nonce="${nonce}" href="${asset(`${name}.css`)}">
-<script type="module" nonce="${nonce}" src="${asset('elements.js')}"></script>
+<link rel="stylesheet" nonce="${nonce}" href="${asset(`${name}.css`)}">${elementsScript}
 <script defer nonce="${nonce}" src="${asset(`${name}.js`)}"></script>
 <title>${title.replace(/[<>&"]/g, '')}</title>
 </head>
 <body>
-<main id="app" aria-busy="true"><p class="loading">Loading…</p></main>
+<main id="app" aria-busy="true"><p class="loading">${loading}</p></main>
 </body>
 </html>`;
 }
 
-/** Options of every QuantLens webview panel: scripts on, only the bundles readable, no retained context. */
+/** Options of every QuantLens webview: scripts on, only the bundles readable, no retained context. */
 export function webviewOptions(extensionUri: vscode.Uri): vscode.WebviewOptions & vscode.WebviewPanelOptions {
   return { enableScripts: true, localResourceRoots: [vscode.Uri.joinPath(extensionUri, 'dist', 'webview')] };
 }

@@ -4,9 +4,9 @@ import type { AnalyzeAllReply, InspectorHostSide, InspectorState, InspectorWebvi
 import { RpcEndpoint } from '../../shared/rpc';
 import { Disposable } from '../dispose';
 import { InspectorDocument } from './document';
-import { inspectorHtml } from './html';
 import { inspectorSettings, largeFileConfirmBytes } from '../settings';
 import { TensorStatsService } from './stats-service';
+import { webviewOptions, webviewPage } from '../webview-page';
 
 export const HEX_EDITOR_EXTENSION = 'ms-vscode.hexeditor';
 const HEX_EDITOR_VIEW_TYPE = 'hexEditor.hexedit';
@@ -103,10 +103,7 @@ export class InspectorSession extends Disposable {
   ) {
     super();
     const webview = panel.webview;
-    webview.options = {
-      enableScripts: true,
-      localResourceRoots: [vscode.Uri.joinPath(extensionUri, 'dist', 'webview')],
-    };
+    webview.options = webviewOptions(extensionUri);
     this.rpc = new RpcEndpoint((message) => void webview.postMessage(message));
     this._register({ dispose: () => this.rpc.dispose() });
     this._register(webview.onDidReceiveMessage((message) => this.rpc.receive(message)));
@@ -114,7 +111,7 @@ export class InspectorSession extends Disposable {
     this._register(document.onDidChangeStats((results) => this.rpc.notify('statsUpdate', { results })));
     this._register(document.onAnalyzeProgress((p) => this.rpc.notify('analyzeProgress', p)));
     this._register(document.onAnalyzeFinished((r) => this.rpc.notify('analyzeFinished', r)));
-    webview.html = inspectorHtml(webview, extensionUri);
+    webview.html = webviewPage(webview, extensionUri, 'inspector', 'QuantLens Inspector', 'Reading the checkpoint…');
   }
 
   /**
