@@ -27,6 +27,7 @@ import {
   GGUF_VALUE_SIZE,
   GGUF_VALUE_TYPES,
 } from './gguf-metadata';
+import { mapLimited } from './shard-index';
 import type { CheckpointReader, FileAccess, ReadOptions } from './types';
 
 const GGUF_MAGIC = 0x46554747; // "GGUF" read as u32 LE
@@ -539,22 +540,12 @@ export async function readGguf(path: string, files: FileAccess, options: ReadOpt
   }
   const dir = dirname(path);
   const paths = Array.from({ length: count }, (_, i) => splitPath(dir, match[1]!, i + 1, count));
-  const headers: GgufHeader[] = new Array(count);
-  let next = 0;
-  const lanes = Array.from({ length: Math.min(SHARD_OPEN_CONCURRENCY, count) }, async () => {
-    while (next < count) {
-      const i = next++;
-      const p = paths[i]!;
-      if (p === path) {
-        headers[i] = first;
-        continue;
-      }
-      if (!(await files.exists(p))) throw new QuantLensError('MISSING_SHARD', `split shard ${i + 1} of ${count} is missing`, { file: p });
-      throwIfAborted(options.signal);
-      headers[i] = await readOne(p, files, options);
-    }
+  const headers = await mapLimited(paths, SHARD_OPEN_CONCURRENCY, async (p, i) => {
+    if (p === path) return first;
+    if (!(await files.exists(p))) throw new QuantLensError('MISSING_SHARD', `split shard ${i + 1} of ${count} is missing`, { file: p });
+    throwIfAborted(options.signal);
+    return readOne(p, files, options);
   });
-  await Promise.all(lanes);
 
   const tensors: TensorInfo[] = [];
   const diagnostics: Diagnostic[] = [];

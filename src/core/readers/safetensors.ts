@@ -17,7 +17,7 @@ import {
   SHARD_OPEN_CONCURRENCY,
 } from '../limits';
 import { setOwn, type Diagnostic, type MetadataValue, type ModelInfo, type TensorInfo } from '../model';
-import { notInWeightMap, readShardIndex } from './shard-index';
+import { mapLimited, notInWeightMap, readShardIndex } from './shard-index';
 import type { CheckpointReader, FileAccess, ReadOptions } from './types';
 
 /**
@@ -324,20 +324,6 @@ async function readSingle(path: string, files: FileAccess): Promise<SafetensorsH
   } finally {
     await src.close();
   }
-}
-
-/** Runs `work` over `items` with at most `limit` in flight, results in input order. */
-async function mapLimited<T, R>(items: readonly T[], limit: number, work: (item: T) => Promise<R>): Promise<R[]> {
-  const results = new Array<R>(items.length);
-  let next = 0;
-  const lanes = Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length) {
-      const i = next++;
-      results[i] = await work(items[i]!);
-    }
-  });
-  await Promise.all(lanes);
-  return results;
 }
 
 /** Opens every shard of a `*.safetensors.index.json` and checks its `weight_map` against them. */

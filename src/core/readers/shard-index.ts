@@ -1,7 +1,7 @@
 /**
  * The `*.index.json` of a sharded checkpoint (`model.safetensors.index.json`,
  * `pytorch_model.bin.index.json`): its `weight_map` of tensor → shard file, each shard checked to
- * stay inside the index's folder. Both readers open the shards themselves.
+ * stay inside the index's folder. Both readers open the shards themselves, a few at a time (mapLimited).
  */
 import { dirname, isAbsolute, relative, resolve } from 'node:path';
 import { readExact } from '../bytesource';
@@ -40,6 +40,20 @@ export async function readShardIndex(indexPath: string, files: FileAccess): Prom
     throw new QuantLensError('LIMIT_EXCEEDED', `index names ${shards.length} shards, the limit is ${MAX_SHARDS}`, { file: indexPath });
   }
   return { json, dir, expectedShard, shards };
+}
+
+/** Runs `work` over `items` with at most `limit` in flight, results in input order. */
+export async function mapLimited<T, R>(items: readonly T[], limit: number, work: (item: T, index: number) => Promise<R>): Promise<R[]> {
+  const results = new Array<R>(items.length);
+  let next = 0;
+  const lanes = Array.from({ length: Math.min(limit, items.length) }, async () => {
+    while (next < items.length) {
+      const i = next++;
+      results[i] = await work(items[i]!, i);
+    }
+  });
+  await Promise.all(lanes);
+  return results;
 }
 
 /** A warning for every tensor a shard holds that the weight_map does not name. */
