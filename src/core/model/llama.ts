@@ -27,10 +27,10 @@ import { readTensorBytes } from '../tensordata';
 import { addInPlace, applyRope, causalAttention, causalAttentionF16, matmulF32, rmsNorm, ropeTables, swiglu } from './ops';
 import { BpeTokenizer, bpeVocabularyFromGguf, hasGgufBpeVocabulary, vocabularyFromTokenizerJson } from './bpe';
 import { hasGgufVocabulary, SpmTokenizer, vocabularyFromGguf, vocabularyFromSentencePiece } from './tokenizer';
+import { intMatmul, isIntWeightType, roundRowFloat, roundRowQ8K, roundToF16, unpackIntWeight, vecDotType, type IntWeight } from './vec-dot';
 
 /** SentencePiece (tokenizer.model, GGUF `llama`) or byte-level BPE (tokenizer.json, GGUF `gpt2`). */
 export type ModelTokenizer = SpmTokenizer | BpeTokenizer;
-import { intMatmul, isIntWeightType, roundRowFloat, roundRowQ8K, roundToF16, unpackIntWeight, vecDotType, type IntWeight } from './vec-dot';
 
 export interface LlamaConfig {
   vocabSize: number;
@@ -315,9 +315,10 @@ export class LlamaModel {
         // llama.cpp's KV cache holds F16 keys and values.
         for (let i = 0; i < k.length; i++) k[i] = roundToF16(k[i]);
         for (let i = 0; i < v.length; i++) v[i] = roundToF16(v[i]);
+        causalAttentionF16(q, k, v, n, c.heads, c.kvHeads, c.headDim, attn);
+      } else {
+        causalAttention(q, k, v, n, c.heads, c.kvHeads, c.headDim, attn);
       }
-      if (mode === 'llama.cpp') causalAttentionF16(q, k, v, n, c.heads, c.kvHeads, c.headDim, attn);
-      else causalAttention(q, k, v, n, c.heads, c.kvHeads, c.headDim, attn);
       observe?.({ kind: 'linear-input', layer: l, weights: [names.attn_output] }, attn, n, c.heads * c.headDim);
       const o = await lin(attn, n, b.linear.attn_output);
       observe?.({ kind: 'attn-out', layer: l }, o, n, c.dim);
