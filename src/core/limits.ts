@@ -30,8 +30,6 @@ export const MAX_JSON_SIDE_FILE_BYTES = 64 << 20;
 export const PROTOBUF_MAX_DEPTH = 64;
 /** ONNX subgraph nesting (If/Loop in If/Loop ...) (CWE-674). */
 export const ONNX_MAX_GRAPH_DEPTH = 16;
-/** Largest protobuf message read into memory for decoding (everything but tensor bytes) (CWE-770). */
-export const PROTOBUF_MAX_INLINE_MESSAGE_BYTES = 256 << 20;
 /** Pickle stream size read into memory (CWE-770). */
 export const PICKLE_MAX_BYTES = 256 << 20;
 /** Pickle memo entries and stack depth (CWE-770/CWE-674). */
