@@ -89,7 +89,10 @@ export function dtypeTraits(dtype: DType): DTypeTraits {
 }
 
 const BY_GGML_ID = new Map<number, DType>(
-  ALL_DTYPES.filter((d) => (DTYPES[d] as DTypeTraits).ggmlId !== undefined).map((d) => [(DTYPES[d] as DTypeTraits).ggmlId!, d]),
+  ALL_DTYPES.flatMap((d) => {
+    const id = dtypeTraits(d).ggmlId;
+    return id === undefined ? [] : [[id, d] as const];
+  }),
 );
 
 export function dtypeFromGgmlId(id: number): DType | undefined {
