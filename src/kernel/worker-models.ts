@@ -38,12 +38,7 @@ async function openedModel(path: string, signal: AbortSignal): Promise<OpenedMod
   return entry;
 }
 
-/** The model at `path` (a file, index or folder), opened once per worker while unchanged. */
-export async function workerModel(path: string, signal: AbortSignal): Promise<ModelInfo> {
-  return (await openedModel(path, signal)).model;
-}
-
-/** The model at `path` and a tensor of it by name. */
+/** The model at `path` (a file, index or folder, opened once per worker while unchanged) and a tensor of it by name. */
 export async function workerTensor(path: string, name: string, signal: AbortSignal): Promise<{ model: ModelInfo; tensor: TensorInfo }> {
   const m = await openedModel(path, signal);
   const tensor = m.byName.get(name);
