@@ -4,7 +4,7 @@ import { QuantLensError } from '../../core/errors';
 import { readEvalText } from '../../core/model/eval';
 import { runSensitivity, type SensitivityResult } from '../../core/sensitivity';
 import { KLD_DEFAULT_CHUNKS, KLD_DEFAULT_CTX, runKldSensitivity } from '../../core/sensitivity/kld';
-import { parseScheme } from '../../core/quant/scheme';
+import { isSchemeName } from '../../core/quant/scheme';
 import type { QuantTarget } from '../../core/sensitivity/formats';
 import type { FormatErrors } from '../../core/sensitivity/types';
 import { KernelPool } from '../../kernel/pool';
@@ -23,15 +23,6 @@ function cacheDirOf(p: ParsedArgs): string | undefined {
   return flag(p, 'cache-dir') ?? join(process.env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'quantlens');
 }
 
-function isScheme(name: string): boolean {
-  try {
-    parseScheme(name);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /** --target, else what --types name (schemes → safetensors), else `fallback`. */
 export function targetOf(p: ParsedArgs, types: string[] | undefined, fallback: QuantTarget): QuantTarget {
   const t = flag(p, 'target');
@@ -39,7 +30,7 @@ export function targetOf(p: ParsedArgs, types: string[] | undefined, fallback: Q
     if (t !== 'gguf' && t !== 'safetensors') throw new QuantLensError('USAGE', `--target must be gguf or safetensors, got ${t}`);
     return t;
   }
-  return types && types.length > 0 && types.every(isScheme) ? 'safetensors' : fallback;
+  return types && types.length > 0 && types.every(isSchemeName) ? 'safetensors' : fallback;
 }
 
 /** Runs the sweep in the kernel pool with a progress bar on stderr. */
@@ -154,12 +145,9 @@ export async function sensitivityCommand(ctx: CliContext): Promise<void> {
   const sampled = r.settings.sampleElements !== null;
   const cell = (e: FormatErrors[string]) => (e === null ? 'n/a' : e.sqnrDb === null ? 'lossless' : `${e.sqnrDb.toFixed(1)}${sampled && e.relMseBound > 0 ? `±${boundDb(e.relMse, e.relMseBound)}` : ''}`);
   const rows = r.layers.map((g) => [g.layer === null ? '-' : String(g.layer), g.role, g.params.toLocaleString('en-US'), ...r.types.map((t) => cell(g.errors[t]))]);
-  const header = ['layer', 'role', 'params', ...r.types];
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i].length)));
   const out = [
     `${r.mode} sensitivity, ${r.target} formats, ${sampled ? 'sampled rows' : 'every row'}${r.cached ? ' (cached)' : ''}, ${r.seconds.toFixed(1)} s: SQNR in dB per layer and role (higher is safer)`,
-    header.map((h, i) => (i < 2 ? h.padEnd(widths[i]) : h.padStart(widths[i]))).join('  '),
-    ...rows.map((row) => row.map((c, i) => (i < 2 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ')),
+    ...table(['layer', 'role', 'params', ...r.types], rows, 2),
   ];
   const na = r.tensors.filter((t) => t.shape.length >= 2 && !t.quantizable).map((t) => t.name);
   if (na.length) out.push(`no candidate format fits (kept as is): ${na.join(', ')}`);
