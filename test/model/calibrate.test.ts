@@ -6,16 +6,17 @@ import { PassThrough } from 'node:stream';
 import { test } from 'node:test';
 import { calibrateCommand } from '../../src/cli/commands/calibrate';
 import { readImportanceMatrix } from '../../src/core/imatrix';
-import { bf16Code, calibrate, encodeImatrixGguf, SiteAccumulator, siteKey } from '../../src/core/model/calibrate';
+import { calibrate, encodeImatrixGguf, SiteAccumulator, siteKey } from '../../src/core/model/calibrate';
+import { f32ToBf16 } from '../../src/core/quant/fp16';
 import { LlamaModel } from '../../src/core/model/llama';
 
 const stories = resolve(__dirname, '../../../shared/models/stories260K');
 const skip = !existsSync(stories) && 'no ../shared/models';
 
 test('site accumulators count bf16 codes, channel maxima and squares, and merge by addition', () => {
-  assert.equal(bf16Code(1), 0x3f80);
-  assert.equal(bf16Code(1 + 2 ** -8), 0x3f80, 'a tie rounds to even');
-  assert.equal(bf16Code(1 + 3 * 2 ** -8), 0x3f82);
+  assert.equal(f32ToBf16(1), 0x3f80);
+  assert.equal(f32ToBf16(1 + 2 ** -8), 0x3f80, 'a tie rounds to even');
+  assert.equal(f32ToBf16(1 + 3 * 2 ** -8), 0x3f82);
   const a = new SiteAccumulator('blk.0.residual', 'residual', 0, [], 2);
   a.add(Float32Array.of(1, -2, 3, 0.5), 2);
   const b = new SiteAccumulator('blk.0.residual', 'residual', 0, [], 2);

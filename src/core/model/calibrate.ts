@@ -12,7 +12,6 @@ import { QuantLensError, throwIfAborted } from '../errors';
 import { encodeGgufHeader, layoutGgufTensorData } from '../gguf/write';
 import type { ImportanceEntry, ImportanceMatrix } from '../imatrix';
 import type { MetadataValue } from '../model';
-import { f32Bits } from '../quant/fp16';
 import { fround } from '../quant/ggml-float';
 import { DEFAULT_HISTOGRAM_BINS, statsFromCodeTable, type TensorStats } from '../stats/stats';
 import { chunkInput, chunkPlan, evalTokens } from './eval';
@@ -66,7 +65,7 @@ export class SiteAccumulator {
     const codes = this.bf16Codes;
     for (let i = 0; i < bits.length; i++) {
       const b = bits[i];
-      // f32 → bf16 code, round to nearest even (NaN kept a NaN).
+      // f32 → bf16 code, round to nearest even (NaN kept a NaN): fp16.ts f32ToBf16 inlined on the raw bits.
       const code = (b & 0x7fffffff) > 0x7f800000 ? (b >>> 16) | 0x40 : (b + 0x7fff + ((b >>> 16) & 1)) >>> 16;
       codes[code & 0xffff]++;
     }
@@ -236,12 +235,6 @@ export function encodeImatrixGguf(imatrix: Map<string, ImatrixEntry>, info: { da
   out.set(header);
   tensors.forEach((t, i) => out.set(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength), header.length + layout.offsets[i]));
   return out;
-}
-
-/** A bf16 code of an f32 (round to nearest even), exported for tests of the histogram path. */
-export function bf16Code(v: number): number {
-  const b = f32Bits(v);
-  return (b & 0x7fffffff) > 0x7f800000 ? ((b >>> 16) | 0x40) & 0xffff : ((b + 0x7fff + ((b >>> 16) & 1)) >>> 16) & 0xffff;
 }
 
 /**
