@@ -13,7 +13,7 @@
  *   decides NaN bits of f32.demote_f64, so the kernel does this explicitly).
  * - Integers round to nearest f32, ties to even, in one rounding (64-bit ones included).
  */
-import type { DType } from '../dtypes';
+import { DTYPES, type DType } from '../dtypes';
 import { QuantLensError } from '../errors';
 
 /** The plain types QuantLens decodes; block types go through the dequantizers. */
@@ -109,34 +109,13 @@ export function codeValue(dtype: PlainDType, code: number): number {
   }
 }
 
-/** Bytes per element of a plain type. */
-export function plainWidth(dtype: PlainDType): number {
-  switch (dtype) {
-    case 'F64':
-    case 'I64':
-    case 'U64':
-      return 8;
-    case 'F32':
-    case 'I32':
-    case 'U32':
-      return 4;
-    case 'F16':
-    case 'BF16':
-    case 'I16':
-    case 'U16':
-      return 2;
-    default:
-      return 1;
-  }
-}
-
 function view(bytes: Uint8Array): DataView {
   return new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
 /** Decodes little-endian elements to f32, element by element (reference). */
 export function decodeToF32(dtype: PlainDType, bytes: Uint8Array): Float32Array {
-  const width = plainWidth(dtype);
+  const width = DTYPES[dtype].bytesPerBlock;
   const n = Math.floor(bytes.length / width);
   const out = new Float32Array(n);
   const bits = new Uint32Array(out.buffer);
@@ -201,7 +180,7 @@ export type WideDType = 'F64' | 'I64' | 'I32' | 'U64' | 'U32';
 
 /** Decodes F64 and 32/64-bit integers to f64 (one rounding, to nearest even, for 64-bit integers). */
 export function decodeToF64(dtype: WideDType, bytes: Uint8Array): Float64Array {
-  const width = plainWidth(dtype);
+  const width = DTYPES[dtype].bytesPerBlock;
   const n = Math.floor(bytes.length / width);
   const out = new Float64Array(n);
   const dv = view(bytes);
