@@ -12,7 +12,7 @@ import { QuantLensError } from '../core/errors';
 import type { InputSpec } from '../core/onnx/feeds';
 import { writeQuantizedOnnx, type OnnxQuantizeOptions, type OnnxQuantizeResult } from '../core/onnx/quantize';
 import { loadCalibrationSet, type CalibrationSet, type SampleOptions } from '../core/onnx/samples';
-import type { ByteSink } from '../core/protobuf/encoder';
+import { fileSink } from '../core/protobuf/encoder';
 import { Transfer } from '../shared/rpc';
 import type { JobContext } from './jobs';
 
@@ -34,21 +34,7 @@ export async function runOnnxQuantizeJob(job: OnnxQuantizeJob, ctx: JobContext):
     throw new QuantLensError('OUTPUT', `cannot write ${job.tempPath}: ${(err as Error).message}`, { file: job.tempPath, cause: err });
   }
   try {
-    let position = 0;
-    const sink: ByteSink = {
-      write: async (chunk) => {
-        try {
-          for (let done = 0; done < chunk.length; ) {
-            const { bytesWritten } = await handle.write(chunk, done, chunk.length - done, position);
-            done += bytesWritten;
-            position += bytesWritten;
-          }
-        } catch (err) {
-          throw new QuantLensError('OUTPUT', `cannot write ${job.tempPath}: ${(err as Error).message}`, { file: job.tempPath, cause: err });
-        }
-      },
-    };
-    const result = await writeQuantizedOnnx(job.input, sink, { ...job.options, signal: ctx.signal, onProgress: (done, total) => ctx.progress(done, total) });
+    const result = await writeQuantizedOnnx(job.input, fileSink(handle, job.tempPath), { ...job.options, signal: ctx.signal, onProgress: (done, total) => ctx.progress(done, total) });
     await handle.sync();
     return result;
   } finally {

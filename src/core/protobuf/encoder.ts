@@ -3,7 +3,7 @@
  * byte range of a source file. Nothing large is held in memory: referenced ranges are copied from
  * their source in chunks while the message streams to its output.
  */
-import { open } from 'node:fs/promises';
+import { open, type FileHandle } from 'node:fs/promises';
 import { readInto, type ByteSource } from '../bytesource';
 import { QuantLensError, throwIfAborted } from '../errors';
 import { encodeZigZag, WireType } from './wire';
@@ -345,22 +345,26 @@ export async function writeMessageToFile(builder: MessageBuilder, path: string, 
     throw new QuantLensError('OUTPUT', `cannot write ${path}: ${(err as Error).message}`, { file: path, cause: err });
   }
   try {
-    let position = 0;
-    const sink: ByteSink = {
-      write: async (chunk) => {
-        try {
-          for (let done = 0; done < chunk.length; ) {
-            const { bytesWritten } = await handle.write(chunk, done, chunk.length - done, position);
-            done += bytesWritten;
-            position += bytesWritten;
-          }
-        } catch (err) {
-          throw new QuantLensError('OUTPUT', `cannot write ${path}: ${(err as Error).message}`, { file: path, cause: err });
-        }
-      },
-    };
-    return await writeMessage(builder, sink, options);
+    return await writeMessage(builder, fileSink(handle, path), options);
   } finally {
     await handle.close();
   }
+}
+
+/** A sink writing into an open file from offset 0; a failed write is an OUTPUT error naming `path`. */
+export function fileSink(handle: FileHandle, path: string): ByteSink {
+  let position = 0;
+  return {
+    write: async (chunk) => {
+      try {
+        for (let done = 0; done < chunk.length; ) {
+          const { bytesWritten } = await handle.write(chunk, done, chunk.length - done, position);
+          done += bytesWritten;
+          position += bytesWritten;
+        }
+      } catch (err) {
+        throw new QuantLensError('OUTPUT', `cannot write ${path}: ${(err as Error).message}`, { file: path, cause: err });
+      }
+    },
+  };
 }
