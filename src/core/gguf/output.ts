@@ -8,7 +8,22 @@ import { AtomicOutput } from '../atomic-output';
 import type { DType } from '../dtypes';
 import { QuantLensError, throwIfAborted } from '../errors';
 import type { MetadataValue } from '../model';
+import { GGUF_ALIGNMENT_KEY, GGUF_DEFAULT_ALIGNMENT } from '../readers/gguf-metadata';
 import { encodeGgufHeader, ggufPadding, ggufTensorByteLength, layoutGgufTensorData } from './write';
+
+/** The keys writeGgufOutput gives each split file: a model read back drops its own before being written again. */
+const SPLIT_KEYS: readonly string[] = ['split.no', 'split.count', 'split.tensors.count'];
+
+/** A read model's metadata without its split keys, in order. */
+export function withoutSplitKeys(metadata: Record<string, MetadataValue>): Record<string, MetadataValue> {
+  return Object.fromEntries(Object.entries(metadata).filter(([k]) => !SPLIT_KEYS.includes(k)));
+}
+
+/** The alignment metadata declares: `general.alignment` when a u32, else GGUF's default. */
+export function declaredAlignment(metadata: Record<string, MetadataValue>): number {
+  const a = metadata[GGUF_ALIGNMENT_KEY];
+  return a?.type === 'u32' ? a.value : GGUF_DEFAULT_ALIGNMENT;
+}
 
 export interface GgufOutputTensor {
   name: string;

@@ -3,22 +3,18 @@ import { QuantLensError } from '../errors';
 import { openModel } from '../readers';
 import { nodeFileAccess } from '../readers/node-files';
 import { readTensorBytes } from '../tensordata';
-import { writeGgufOutput, type SplitLimits } from './output';
-import { GGUF_ALIGNMENT_KEY, GGUF_DEFAULT_ALIGNMENT } from '../readers/gguf-metadata';
-
-const SPLIT_KEYS = ['split.no', 'split.count', 'split.tensors.count'];
+import { declaredAlignment, withoutSplitKeys, writeGgufOutput, type SplitLimits } from './output';
 
 /** llama-gguf-split --split: the same tensors in the same order, in files of limited size or tensor count. */
 export async function splitGguf(input: string, output: string, limits: SplitLimits, options: { files?: FileAccess; signal?: AbortSignal } = {}): Promise<string[]> {
   const files = options.files ?? nodeFileAccess;
   const model = await openModel(input, { files, signal: options.signal });
   if (model.format !== 'gguf') throw new QuantLensError('USAGE', `${input} is ${model.format}; split takes a GGUF file`);
-  const metadata = Object.fromEntries(Object.entries(model.metadata).filter(([k]) => !SPLIT_KEYS.includes(k)));
-  const align = metadata[GGUF_ALIGNMENT_KEY];
+  const metadata = withoutSplitKeys(model.metadata);
   return writeGgufOutput({
     output,
     metadata,
-    alignment: align?.type === 'u32' ? align.value : GGUF_DEFAULT_ALIGNMENT,
+    alignment: declaredAlignment(metadata),
     split: limits,
     signal: options.signal,
     tensors: model.tensors.map((t) => ({ name: t.name, dtype: t.dtype, shape: t.shape, write: async (sink) => sink(await readTensorBytes(model, t, files)) })),

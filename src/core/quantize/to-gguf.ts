@@ -9,13 +9,12 @@ import { basename } from 'node:path';
 import { readInto } from '../bytesource';
 import { DTYPES, type DType } from '../dtypes';
 import { QuantLensError, throwIfAborted } from '../errors';
-import { writeGgufOutput, type GgufOutputTensor, type SplitLimits } from '../gguf/output';
+import { declaredAlignment, withoutSplitKeys, writeGgufOutput, type GgufOutputTensor, type SplitLimits } from '../gguf/output';
 import type { Diagnostic, MetadataValue, ModelInfo, TensorInfo } from '../model';
 import { describeTensor } from '../names';
 import { f32ToBf16, f32ToF16 } from '../quant/fp16';
 import { checkFiniteSource, isGgufQuantType, quantizeRows } from '../quant/ggml-quantize';
 import { openModel } from '../readers';
-import { GGUF_ALIGNMENT_KEY, GGUF_DEFAULT_ALIGNMENT } from '../readers/gguf-metadata';
 import { nodeFileAccess } from '../readers/node-files';
 import type { FileAccess } from '../readers/types';
 import { matrixShape, tensorRowsF32 } from '../tensor-rows';
@@ -24,7 +23,6 @@ import { LLAMA_FTYPES, chooseLlamaTypes, ftypeForType, llamaTensorOrder, require
 
 /** ggml's GGML_QNT_VERSION, written to `general.quantization_version`. */
 const GGML_QNT_VERSION = 2;
-const SPLIT_KEYS = ['split.no', 'split.count', 'split.tensors.count'];
 
 export interface EncodeJob {
   model: ModelInfo;
@@ -132,7 +130,7 @@ export async function quantizeToGguf(input: string, output: string, options: Ggu
   choices.forEach((c, i) => validateChoice(c, ordered[i], ftype, options, diagnostics));
 
   const metadata = outputMetadata(model, input, ftype);
-  const alignment = metadata[GGUF_ALIGNMENT_KEY]?.type === 'u32' ? (metadata[GGUF_ALIGNMENT_KEY].value as number) : GGUF_DEFAULT_ALIGNMENT;
+  const alignment = declaredAlignment(metadata);
   const encoder = options.encoder ?? twinTensorEncoder;
   const bytesTotal = ordered.reduce((s, t) => s + t.byteLength, 0);
   let bytesDone = 0;
@@ -236,14 +234,14 @@ async function copyRaw(model: ModelInfo, t: TensorInfo, files: FileAccess, sink:
 }
 
 function outputMetadata(model: ModelInfo, input: string, ftype: LlamaFtype): Record<string, MetadataValue> {
-  const meta: Record<string, MetadataValue> = {};
-  if (model.format === 'gguf') {
-    for (const [k, v] of Object.entries(model.metadata)) if (!SPLIT_KEYS.includes(k)) meta[k] = v;
-  } else {
-    meta['general.architecture'] = { type: 'string', value: 'quantlens' };
-    meta['general.name'] = { type: 'string', value: basename(input).replace(/\.(safetensors|onnx|pt|pth|bin|jit)$/, '') };
-    meta['general.source.format'] = { type: 'string', value: model.format };
-  }
+  const meta: Record<string, MetadataValue> =
+    model.format === 'gguf'
+      ? withoutSplitKeys(model.metadata)
+      : {
+          'general.architecture': { type: 'string', value: 'quantlens' },
+          'general.name': { type: 'string', value: basename(input).replace(/\.(safetensors|onnx|pt|pth|bin|jit)$/, '') },
+          'general.source.format': { type: 'string', value: model.format },
+        };
   // llama.cpp's gguf_set_val_* removes a key and appends it: these two always end the list.
   delete meta['general.quantization_version'];
   delete meta['general.file_type'];
