@@ -16,7 +16,7 @@ import { nodeFileAccess } from '../core/readers/node-files';
 import { isPlainDType } from '../core/stats/decode';
 import { matrixShape, tensorRowsF32 } from '../core/tensor-rows';
 import type { JobContext } from './jobs';
-import { InputReader, ValueChunks } from './stats-job';
+import { InputReader, lcm, ValueChunks } from './stats-job';
 import { workerTensor } from './worker-models';
 
 export interface CompareTensorsJob {
@@ -159,13 +159,6 @@ function chunkElementsOf(ta: TensorInfo, tb: TensorInfo, whole: boolean): number
   const { cols } = matrixShape(ta.shape);
   if (cols > 0 && cols % unit === 0) return Math.max(1, Math.floor(CHUNK_ELEMENTS / cols)) * cols;
   return Math.max(unit, Math.floor(CHUNK_ELEMENTS / unit) * unit);
-}
-
-function lcm(a: number, b: number): number {
-  let x = a;
-  let y = b;
-  while (y) [x, y] = [y, x % y];
-  return (a / x) * b;
 }
 
 async function openSource(ctx: JobContext, model: ModelInfo, t: TensorInfo, chunkElements: number): Promise<ValueSource> {

@@ -140,7 +140,8 @@ export class ValueChunks {
   }
 }
 
-function lcm(a: number, b: number): number {
+/** Least common multiple of two positive integers (chunk units of block sizes and row lengths). */
+export function lcm(a: number, b: number): number {
   let x = a;
   let y = b;
   while (y) [x, y] = [y, x % y];
