@@ -3,6 +3,7 @@
  * GGUF (llama.cpp) names and Meta/llama2.c names correspond. Four features need the same answers
  * (inspector grouping, sensitivity aggregation, comparison matching, HF → GGUF conversion).
  */
+import { QuantLensError } from '../errors';
 
 export type Role =
   | 'embed'
@@ -196,7 +197,7 @@ export function detectScheme(names: Iterable<string>): NameScheme | null {
  */
 export function hfRowToMetaRow(rows: number, heads: number): Int32Array {
   const headDim = rows / heads;
-  if (!Number.isInteger(headDim) || headDim % 2 !== 0) throw new RangeError(`rows ${rows} do not split into ${heads} heads of even size`);
+  if (!Number.isInteger(headDim) || headDim % 2 !== 0) throw new QuantLensError('INVALID_SHAPE', `rows ${rows} do not split into ${heads} heads of even size`);
   const half = headDim / 2;
   const map = new Int32Array(rows);
   for (let h = 0; h < heads; h++) {
