@@ -14,7 +14,7 @@ import type { ImportanceEntry, ImportanceMatrix } from '../imatrix';
 import type { MetadataValue } from '../model';
 import { fround } from '../quant/ggml-float';
 import { DEFAULT_HISTOGRAM_BINS, statsFromCodeTable, type TensorStats } from '../stats/stats';
-import { chunkInput, chunkPlan, evalTokens } from './eval';
+import { chunkBos, chunkInput, chunkPlan, evalTokens, logSoftmax, type EvalText } from './eval';
 import type { ActivationSite, LlamaModel, MatmulBackend, NumericMode } from './llama';
 
 export interface CalibrateOptions {
@@ -157,12 +157,12 @@ export interface CalibrationResult {
 }
 
 /** Runs the text through the model chunk by chunk, collecting the importance matrix and activation statistics. */
-export async function calibrate(model: LlamaModel, text: Uint8Array | string, options: CalibrateOptions = {}): Promise<CalibrationResult> {
+export async function calibrate(model: LlamaModel, text: EvalText, options: CalibrateOptions = {}): Promise<CalibrationResult> {
   const ctx = options.ctx ?? 512;
   const mode = options.mode ?? 'exact';
   const tokens = evalTokens(model, text);
   const nChunks = chunkPlan(tokens.length, ctx, options.chunks);
-  const bos = model.tokenizer!.vocab.addBos ? model.tokenizer!.vocab.bosId : null;
+  const bos = chunkBos(model);
   const sums = new Map<string, { sum2: Float32Array; count: number; weights: string[] }>();
   const sites = new Map<string, SiteAccumulator>();
   const observer = (site: ActivationSite, values: Float32Array, rows: number, cols: number): void => {
@@ -194,12 +194,7 @@ export async function calibrate(model: LlamaModel, text: Uint8Array | string, op
     throwIfAborted(options.signal);
     const logits = await model.forward(chunkInput(tokens, c, ctx, bos), { mode, observer, logitsFrom: first, backend: options.backend, signal: options.signal });
     for (let j = first; j < ctx - 1; j++) {
-      const row = (j - first) * vocab;
-      let max = -Infinity;
-      for (let i = 0; i < vocab; i++) max = Math.max(max, logits[row + i]);
-      let sum = 0;
-      for (let i = 0; i < vocab; i++) sum += fround(Math.exp(fround(logits[row + i] - max)));
-      nll += max + Math.log(sum) - logits[row + tokens[c * ctx + j + 1]];
+      nll += logSoftmax(logits, (j - first) * vocab, vocab, tokens[c * ctx + j + 1]).nll;
       count++;
     }
     options.onProgress?.(c + 1, nChunks);

@@ -10,7 +10,7 @@
 import { QuantLensError, throwIfAborted } from '../errors';
 import { EVAL_TEXT_MAX_BYTES } from '../limits';
 import { fround, nearestInt } from '../quant/ggml-float';
-import type { LlamaModel, MatmulBackend, NumericMode } from './llama';
+import type { ActivationObserver, LlamaModel, MatmulBackend, NumericMode } from './llama';
 
 export interface EvalOptions {
   ctx?: number;
@@ -23,6 +23,8 @@ export interface EvalOptions {
   weightOverrides?: ReadonlyMap<string, Float32Array>;
   /** Per chunk, where its forward pass may resume (ForwardOptions.resumeAt); from the start when it returns undefined. */
   resumeAt?(chunk: number): { layer: number; residual: Float32Array } | undefined;
+  /** Per chunk, what sees its forward pass's activations (ForwardOptions.observer). */
+  observer?(chunk: number): ActivationObserver | undefined;
   signal?: AbortSignal;
   onProgress?(done: number, total: number): void;
 }
@@ -50,10 +52,18 @@ export interface EvalResult {
   kld?: KldStats;
 }
 
-/** Tokenizes for evaluation: the model's tokenizer, BOS first. */
-export function evalTokens(model: LlamaModel, text: Uint8Array | string): Int32Array {
+/** A text to run: its bytes (UTF-8) or string, or the tokens evalTokens made of it with the same model. */
+export type EvalText = Uint8Array | string | Int32Array;
+
+/** Tokenizes for evaluation: the model's tokenizer, BOS first (tokens already made are returned as they are). */
+export function evalTokens(model: LlamaModel, text: EvalText): Int32Array {
   if (!model.tokenizer) throw new QuantLensError('USAGE', 'the model has no tokenizer (tokenizer.model or GGUF tokenizer.ggml.*): cannot tokenize text');
-  return model.tokenizer.encode(text, { addBos: true });
+  return text instanceof Int32Array ? text : model.tokenizer.encode(text, { addBos: true });
+}
+
+/** The token that replaces the first of every chunk: BOS when the vocabulary adds it (llama-perplexity). */
+export function chunkBos(model: LlamaModel): number | null {
+  return model.tokenizer?.vocab.addBos ? model.tokenizer.vocab.bosId : null;
 }
 
 /** Sets up chunks as llama.cpp does: whole chunks of ctx tokens, at least two of them in the text. */
@@ -71,14 +81,15 @@ export function chunkInput(tokens: Int32Array, chunk: number, ctx: number, bos: 
   return input;
 }
 
-interface LogSoftmax {
+export interface LogSoftmax {
   nll: number;
   argmax: number;
   logSumExp: number;
   max: number;
 }
 
-function logSoftmax(logits: Float32Array, o: number, vocab: number, target: number): LogSoftmax {
+/** The next-token NLL of one row of logits as llama.cpp's log_softmax computes it (f32 exponentials, summed in double). */
+export function logSoftmax(logits: Float32Array, o: number, vocab: number, target: number): LogSoftmax {
   let max = logits[o];
   let argmax = 0;
   for (let i = 1; i < vocab; i++) {
@@ -154,28 +165,29 @@ export interface ScoredLogits {
 }
 
 /** Runs `model` over the chunks of `text` and keeps the logits llama-perplexity scores. */
-export async function scoredLogits(model: LlamaModel, text: Uint8Array | string, options: EvalOptions = {}): Promise<ScoredLogits> {
+export async function scoredLogits(model: LlamaModel, text: EvalText, options: EvalOptions = {}): Promise<ScoredLogits> {
   const ctx = options.ctx ?? 512;
   const mode = options.mode ?? 'exact';
   const tokens = evalTokens(model, text);
   const nChunks = chunkPlan(tokens.length, ctx, options.chunks);
-  const bos = model.tokenizer!.vocab.addBos ? model.tokenizer!.vocab.bosId : null;
+  const bos = chunkBos(model);
   const chunks: Float32Array[] = [];
   for (let c = 0; c < nChunks; c++) {
-    chunks.push(await model.forward(chunkInput(tokens, c, ctx, bos), { mode, logitsFrom: ctx >> 1, backend: options.backend, signal: options.signal }));
+    const forward = { mode, logitsFrom: ctx >> 1, backend: options.backend, observer: options.observer?.(c), signal: options.signal };
+    chunks.push(await model.forward(chunkInput(tokens, c, ctx, bos), forward));
     options.onProgress?.(c + 1, nChunks);
   }
   return { tokens, ctx, mode, vocabSize: model.config.vocabSize, chunks };
 }
 
 /** Perplexity of `model` on `text`; with `base` (a model or its precomputed logits), KL divergence statistics against it. */
-export async function evaluate(model: LlamaModel, text: Uint8Array | string, base: LlamaModel | ScoredLogits | null, options: EvalOptions = {}): Promise<EvalResult> {
+export async function evaluate(model: LlamaModel, text: EvalText, base: LlamaModel | ScoredLogits | null, options: EvalOptions = {}): Promise<EvalResult> {
   const ctx = options.ctx ?? 512;
   const mode = options.mode ?? 'exact';
   const tokens = evalTokens(model, text);
   let baseRef: ScoredLogits | null = null;
   if (base) {
-    baseRef = 'forward' in base ? await scoredLogits(base, text, { ...options, weightOverrides: undefined, resumeAt: undefined, onProgress: undefined }) : base;
+    baseRef = 'forward' in base ? await scoredLogits(base, text, { ...options, weightOverrides: undefined, resumeAt: undefined, observer: undefined, onProgress: undefined }) : base;
     if (baseRef.ctx !== ctx || baseRef.mode !== mode) throw new QuantLensError('USAGE', 'the base logits were computed with another context size or numeric mode');
     if (baseRef.tokens.length !== tokens.length || baseRef.tokens.some((t, i) => t !== tokens[i])) {
       throw new QuantLensError('USAGE', 'the base model tokenizes the text differently: KL divergence needs the same vocabulary');
@@ -186,7 +198,7 @@ export async function evaluate(model: LlamaModel, text: Uint8Array | string, bas
   if (baseRef && baseRef.chunks.length < nChunks) throw new QuantLensError('USAGE', `the base logits cover ${baseRef.chunks.length} chunks, ${nChunks} are scored`);
   const first = ctx >> 1;
   const vocab = model.config.vocabSize;
-  const bos = model.tokenizer!.vocab.addBos ? model.tokenizer!.vocab.bosId : null;
+  const bos = chunkBos(model);
   let nll = 0;
   let nll2 = 0;
   let count = 0;
@@ -202,6 +214,7 @@ export async function evaluate(model: LlamaModel, text: Uint8Array | string, bas
       backend: options.backend,
       weightOverrides: options.weightOverrides,
       resumeAt: options.resumeAt?.(c),
+      observer: options.observer?.(c),
       signal: options.signal,
     });
     const baseLogits = baseRef ? baseRef.chunks[c] : null;
