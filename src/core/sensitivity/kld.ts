@@ -15,7 +15,7 @@ import { QuantLensError, throwIfAborted } from '../errors';
 import { importanceFor, readImportanceMatrix, type ImportanceMatrix } from '../imatrix';
 import { elementCount } from '../model';
 import { calibrate, toImportanceMatrix } from '../model/calibrate';
-import { chunkInput, chunkPlan, evalTokens, evaluate, type ScoredLogits } from '../model/eval';
+import { chunkPlan, evalTokens, evaluate, scoredLogits, type ScoredLogits } from '../model/eval';
 import { LlamaModel, type ActivationObserver, type MatmulBackend, type NumericMode } from '../model/llama';
 import { describeTensor, isQuantCompanion } from '../names';
 import { isDequantizable } from '../quant/dequant';
@@ -92,7 +92,9 @@ export async function sweepKld(model: LlamaModel, text: Uint8Array, options: Kld
   const ctx = options.ctx ?? KLD_DEFAULT_CTX;
   const numericMode = options.numericMode ?? 'exact';
   const evalOptions = { ctx, chunks: options.chunks ?? KLD_DEFAULT_CHUNKS, mode: numericMode, backend: options.backend, signal: options.signal };
-  const { base, residuals } = await baseRun(model, text, evalOptions);
+  // Tokenized once: every unit × format evaluation runs on the same tokens.
+  const tokens = evalTokens(model, text);
+  const { base, residuals } = await baseRun(model, tokens, evalOptions);
   const settings = kldSettings(text, options, base.chunks.length);
   const formats = settings.types.map((t) => quantFormat(t, settings.target));
   const explicit = options.types !== undefined;
@@ -152,7 +154,7 @@ export async function sweepKld(model: LlamaModel, text: Uint8Array, options: Kld
       // Blocks before the first quantized one compute what the base run did: start from its residual stream.
       const from = members.some((m) => m.canonical === 'token_embd.weight') ? 0 : Math.min(...members.map((m) => m.layer));
       const resumeAt = residuals && from > 0 ? (chunk: number) => ({ layer: from, residual: residuals[chunk][from - 1] }) : undefined;
-      const r = await evaluate(model, text, base, { ...evalOptions, weightOverrides: overrides, resumeAt });
+      const r = await evaluate(model, tokens, base, { ...evalOptions, weightOverrides: overrides, resumeAt });
       basePpl ??= r.kld!.basePpl;
       group.kld[format.name] = r.kld!.meanKld;
       group.ppl[format.name] = r.ppl;
@@ -180,28 +182,23 @@ export async function sweepKld(model: LlamaModel, text: Uint8Array, options: Kld
 const KLD_RESIDUAL_CACHE_MAX_BYTES = 512 << 20;
 
 /**
- * The original model's scored logits (as scoredLogits computes them) and, when they fit, the residual
+ * The original model's scored logits (scoredLogits) and, when they fit, the residual
  * stream after every block of every chunk: residuals[chunk][l] enters block l + 1.
  */
 async function baseRun(
   model: LlamaModel,
-  text: Uint8Array,
+  tokens: Int32Array,
   options: { ctx: number; chunks: number; mode: NumericMode; backend?: MatmulBackend; signal?: AbortSignal },
 ): Promise<{ base: ScoredLogits; residuals: Float32Array[][] | null }> {
-  const { ctx, mode } = options;
-  const tokens = evalTokens(model, text);
-  const nChunks = chunkPlan(tokens.length, ctx, options.chunks);
-  const bos = model.tokenizer!.vocab.addBos ? model.tokenizer!.vocab.bosId : null;
-  const keep = nChunks * model.config.layers * ctx * model.config.dim * 4 <= KLD_RESIDUAL_CACHE_MAX_BYTES;
+  const nChunks = chunkPlan(tokens.length, options.ctx, options.chunks);
+  const keep = nChunks * model.config.layers * options.ctx * model.config.dim * 4 <= KLD_RESIDUAL_CACHE_MAX_BYTES;
   const residuals: Float32Array[][] = [];
-  const chunks: Float32Array[] = [];
-  for (let c = 0; c < nChunks; c++) {
-    const streams: Float32Array[] = [];
-    const observer: ActivationObserver | undefined = keep ? (site, values) => void (site.kind === 'residual' && (streams[site.layer] = values.slice())) : undefined;
-    chunks.push(await model.forward(chunkInput(tokens, c, ctx, bos), { mode, logitsFrom: ctx >> 1, backend: options.backend, observer, signal: options.signal }));
-    residuals.push(streams);
-  }
-  return { base: { tokens, ctx, mode, vocabSize: model.config.vocabSize, chunks }, residuals: keep ? residuals : null };
+  const observer = (chunk: number): ActivationObserver => {
+    const streams: Float32Array[] = (residuals[chunk] = []);
+    return (site, values) => void (site.kind === 'residual' && (streams[site.layer] = values.slice()));
+  };
+  const base = await scoredLogits(model, tokens, { ...options, observer: keep ? observer : undefined });
+  return { base, residuals: keep ? residuals : null };
 }
 
 function isForwardMatrix(canonical: string): boolean {
