@@ -28,12 +28,6 @@ export function formatColorVars(formatsMostBitsFirst: readonly string[]): Map<st
   return out;
 }
 
-/** Resolves `var(--x)` to the colour it stands for (canvas drawing needs concrete colours). */
-export function resolveColor(cssValue: string, fallback = 'gray'): string {
-  const m = /^var\((--[\w-]+)\)$/.exec(cssValue);
-  return m ? themeColor(m[1], fallback) : cssValue;
-}
-
 /** The same colour with an alpha (for overlaid bars): works for #rgb, #rrggbb and rgb() colours. */
 export function withAlpha(color: string, alpha: number): string {
   const hex = /^#([0-9a-f]{3}|[0-9a-f]{6})$/i.exec(color.trim());
