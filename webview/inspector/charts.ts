@@ -11,21 +11,10 @@ import {
   Tooltip,
   type ChartConfiguration,
 } from 'chart.js';
+import { axisColors, themeColor } from '../compare/theme';
 import { formatStat } from './format';
 
 Chart.register(BarController, BarElement, CategoryScale, LinearScale, LogarithmicScale, LineController, LineElement, PointElement, Tooltip);
-
-/** A theme colour from VS Code's CSS variables (charts follow light, dark and high-contrast themes). */
-function themeColor(name: string, fallback: string): string {
-  return getComputedStyle(document.body).getPropertyValue(name).trim() || fallback;
-}
-
-function axisColors(): { text: string; grid: string } {
-  return {
-    text: themeColor('--vscode-charts-foreground', themeColor('--vscode-foreground', 'gray')),
-    grid: themeColor('--vscode-charts-lines', 'rgba(128,128,128,0.3)'),
-  };
-}
 
 export interface HistogramData {
   min: number | null;
