@@ -59,14 +59,14 @@ const TEMPLATES: readonly NameTemplate[] = [
 
 const SCHEMES: readonly NameScheme[] = ['gguf', 'hf', 'meta'];
 
-/**
- * Name suffixes after the module name: parameters plus the companions that quantized layouts store
- * beside a weight (compressed-tensors, GPTQ/AWQ, bitsandbytes).
- */
-const PARAM_SUFFIX =
-  '(weight|bias|weight_packed|weight_scale|weight_zero_point|weight_shape|weight_g_idx|qweight|qzeros|scales|g_idx|weight\\.absmax|weight\\.quant_map|weight\\.nested_absmax|weight\\.nested_quant_map|weight\\.quant_state\\.[A-Za-z0-9_]+|in_sum2|counts)';
+/** Companions that quantized layouts store beside a weight (compressed-tensors, GPTQ/AWQ, bitsandbytes). */
+const QUANT_COMPANION_SUFFIX =
+  'weight_scale|weight_zero_point|weight_shape|weight_g_idx|qzeros|scales|g_idx|weight\\.absmax|weight\\.quant_map|weight\\.nested_absmax|weight\\.nested_quant_map|weight\\.quant_state\\.[A-Za-z0-9_]+';
 
-const SUFFIX = new RegExp(`\\.${PARAM_SUFFIX}$`);
+/** Name suffixes after the module name: parameters (packed ones included), the companions, imatrix entries. */
+const SUFFIX = new RegExp(`\\.(weight|bias|weight_packed|qweight|${QUANT_COMPANION_SUFFIX}|in_sum2|counts)$`);
+
+const QUANT_COMPANION = new RegExp(`\\.(?:${QUANT_COMPANION_SUFFIX})$`);
 
 interface TemplateHit {
   template: NameTemplate;
@@ -224,7 +224,5 @@ export function invertRowMap(map: Int32Array): Int32Array {
 
 /** Is this a companion of a quantized weight (scales, zero points, packed shapes, quant state)? */
 export function isQuantCompanion(name: string): boolean {
-  return /(\.weight_scale|\.weight_zero_point|\.weight_shape|\.weight_g_idx|\.qzeros|\.scales|\.g_idx|\.weight\.absmax|\.weight\.quant_map|\.weight\.nested_absmax|\.weight\.nested_quant_map|\.weight\.quant_state\.[A-Za-z0-9_]+)$/.test(
-    name,
-  );
+  return QUANT_COMPANION.test(name);
 }
