@@ -7,7 +7,7 @@
 import { DTYPES, type DType } from '../dtypes';
 import { QuantLensError } from '../errors';
 import { GGUF_MAX_DIMS } from '../limits';
-import type { MetadataType, MetadataValue } from '../model';
+import { elementCount, type MetadataType, type MetadataValue } from '../model';
 import { GGUF_ALIGNMENT_KEY, GGUF_DEFAULT_ALIGNMENT, GGUF_TYPE_ID } from '../readers/gguf-metadata';
 
 const GGUF_MAGIC_BYTES = [0x47, 0x47, 0x55, 0x46]; // "GGUF"
@@ -41,9 +41,7 @@ export interface GgufHeaderSpec {
 /** Bytes of data for a tensor of this dtype and shape (whole blocks along the row). */
 export function ggufTensorByteLength(dtype: DType, shape: readonly number[]): number {
   const { blockSize, bytesPerBlock } = DTYPES[dtype];
-  let elements = 1;
-  for (const d of shape) elements *= d;
-  return (elements / blockSize) * bytesPerBlock;
+  return (elementCount(shape) / blockSize) * bytesPerBlock;
 }
 
 /** Zero bytes ggml writes after `length` bytes so that the next byte is aligned. */

@@ -10,7 +10,8 @@ import { readInto } from '../bytesource';
 import { DTYPES, type DType } from '../dtypes';
 import { QuantLensError, throwIfAborted } from '../errors';
 import { declaredAlignment, withoutSplitKeys, writeGgufOutput, type GgufOutputTensor, type SplitLimits } from '../gguf/output';
-import type { Diagnostic, MetadataValue, ModelInfo, TensorInfo } from '../model';
+import { ggufTensorByteLength } from '../gguf/write';
+import { elementCount, type Diagnostic, type MetadataValue, type ModelInfo, type TensorInfo } from '../model';
 import { describeTensor } from '../names';
 import { f32ToBf16, f32ToF16 } from '../quant/fp16';
 import { checkFiniteSource, isGgufQuantType, quantizeRows } from '../quant/ggml-quantize';
@@ -162,8 +163,8 @@ export async function quantizeToGguf(input: string, output: string, options: Ggu
     onTensor: (i) => options.onProgress?.({ tensorsDone: i, tensors: ordered.length, bytesDone, bytesTotal, tensor: ordered[i].name }),
   });
   options.onProgress?.({ tensorsDone: ordered.length, tensors: ordered.length, bytesDone, bytesTotal, tensor: '' });
-  const params = ordered.reduce((s, t) => s + t.shape.reduce((a, b) => a * b, 1), 0);
-  const bytes = outTensors.reduce((s, t) => s + (t.shape.reduce((a, b) => a * b, 1) / DTYPES[t.dtype].blockSize) * DTYPES[t.dtype].bytesPerBlock, 0);
+  const params = ordered.reduce((s, t) => s + elementCount(t.shape), 0);
+  const bytes = outTensors.reduce((s, t) => s + ggufTensorByteLength(t.dtype, t.shape), 0);
   return {
     outputs,
     ftype,
