@@ -15,7 +15,7 @@
 import { QuantLensError } from '../errors';
 import { TOKENIZER_MAX_PIECE_BYTES, TOKENIZER_MAX_PIECES } from '../limits';
 import type { MetadataValue } from '../model';
-import { splitAroundPieces, TokenType } from './tokenizer';
+import { PairQueue, splitAroundPieces, TokenType } from './tokenizer';
 
 /** The pre-tokenizer regex of llama-3's tokenizer.json, as Hugging Face writes it. */
 export const LLAMA3_PRETOKENIZER_REGEX =
@@ -76,45 +76,8 @@ interface Bigram {
   rank: number;
 }
 
-/** Min-heap by rank, leftmost first on equal ranks (llama.cpp's llm_bigram_bpe comparator). */
-class RankQueue {
-  private readonly items: Bigram[] = [];
-  get size(): number {
-    return this.items.length;
-  }
-  private before(a: Bigram, b: Bigram): boolean {
-    return a.rank < b.rank || (a.rank === b.rank && a.left < b.left);
-  }
-  push(b: Bigram): void {
-    const h = this.items;
-    h.push(b);
-    for (let i = h.length - 1; i > 0; ) {
-      const p = (i - 1) >> 1;
-      if (!this.before(h[i], h[p])) break;
-      [h[i], h[p]] = [h[p], h[i]];
-      i = p;
-    }
-  }
-  pop(): Bigram {
-    const h = this.items;
-    const top = h[0];
-    const last = h.pop()!;
-    if (h.length > 0) {
-      h[0] = last;
-      for (let i = 0; ; ) {
-        const l = 2 * i + 1;
-        const r = l + 1;
-        let m = i;
-        if (l < h.length && this.before(h[l], h[m])) m = l;
-        if (r < h.length && this.before(h[r], h[m])) m = r;
-        if (m === i) break;
-        [h[i], h[m]] = [h[m], h[i]];
-        i = m;
-      }
-    }
-    return top;
-  }
-}
+/** Lowest merge rank first, leftmost on equal ranks (llama.cpp's llm_bigram_bpe comparator). */
+const lowestRankFirst = (a: Bigram, b: Bigram): boolean => a.rank < b.rank || (a.rank === b.rank && a.left < b.left);
 
 const encoder = new TextEncoder();
 
@@ -182,7 +145,7 @@ export class BpeTokenizer {
     const prev = Int32Array.from({ length: n }, (_, i) => i - 1);
     const next = Int32Array.from({ length: n }, (_, i) => (i + 1 < n ? i + 1 : -1));
     const text = (i: number) => encoded.slice(start[i], start[i] + len[i]);
-    const queue = new RankQueue();
+    const queue = new PairQueue(lowestRankFirst);
     const tryAdd = (left: number, right: number): void => {
       if (left < 0 || right < 0) return;
       const rank = this.ranks.get(`${text(left)} ${text(right)}`);

@@ -57,34 +57,33 @@ interface Bigram {
   size: number;
 }
 
-/** Max-heap by score; on equal scores the leftmost pair first (llama.cpp's comparator). */
-class BigramQueue {
-  private items: Bigram[] = [];
+/**
+ * A binary heap popping the item `before` puts first: the merge queue of both tokenizers, whose
+ * order (best pair first, leftmost on ties) decides which merges happen.
+ */
+export class PairQueue<T> {
+  private readonly items: T[] = [];
+  constructor(private readonly before: (a: T, b: T) => boolean) {}
   get size(): number {
     return this.items.length;
   }
-  private before(a: Bigram, b: Bigram): boolean {
-    return a.score > b.score || (a.score === b.score && a.left < b.left);
-  }
-  push(b: Bigram): void {
+  push(item: T): void {
     const h = this.items;
-    h.push(b);
-    let i = h.length - 1;
-    while (i > 0) {
+    h.push(item);
+    for (let i = h.length - 1; i > 0; ) {
       const p = (i - 1) >> 1;
       if (!this.before(h[i], h[p])) break;
       [h[i], h[p]] = [h[p], h[i]];
       i = p;
     }
   }
-  pop(): Bigram {
+  pop(): T {
     const h = this.items;
     const top = h[0];
     const last = h.pop()!;
     if (h.length > 0) {
       h[0] = last;
-      let i = 0;
-      for (;;) {
+      for (let i = 0; ; ) {
         const l = 2 * i + 1;
         const r = l + 1;
         let m = i;
@@ -98,6 +97,9 @@ class BigramQueue {
     return top;
   }
 }
+
+/** Highest score first; on equal scores the leftmost pair (llama.cpp's llm_bigram_spm comparator). */
+const bestScoreFirst = (a: Bigram, b: Bigram): boolean => a.score > b.score || (a.score === b.score && a.left < b.left);
 
 export class SpmTokenizer {
   /** Byte-string piece text → id (the first id wins, as in llama.cpp's token_to_id map). */
@@ -166,7 +168,7 @@ export class SpmTokenizer {
       symbols.push({ start: offs, n, prev: index - 1, next: offs + n >= text.length ? -1 : index + 1 });
       offs += n;
     }
-    const queue = new BigramQueue();
+    const queue = new PairQueue(bestScoreFirst);
     const tryAdd = (left: number, right: number): void => {
       if (left < 0 || right < 0) return;
       const a = symbols[left];
