@@ -3,7 +3,7 @@ import type {
   ActivationsActionRequest, ActivationsHostSide, ActivationsProgressEvent, ActivationsResultView, ActivationsState, ActivationsWebviewSide,
   CalibrationRequest, ImageNormalisationView, OnnxEvaluationView, OnnxSourceKind, SiteDetailReply, TensorStats,
 } from '../../src/shared/protocol';
-import { RpcEndpoint } from '../../src/shared/rpc';
+import { connectToHost } from '../host-connection';
 import { h } from '../inspector/dom';
 import { formatCount, formatStat } from '../inspector/format';
 import { channelChart, histogramChart, stripChart } from './charts';
@@ -12,18 +12,9 @@ import './activations.css';
 /** Bumped when the messages this bundle speaks change. */
 const WEBVIEW_VERSION = 1;
 
-interface VsCodeApi {
-  postMessage(message: unknown): void;
-}
-declare function acquireVsCodeApi(): VsCodeApi;
-
 type Field = HTMLElement & { value: string };
 
-const vscodeApi = acquireVsCodeApi();
-const rpc: RpcEndpoint<ActivationsHostSide, ActivationsWebviewSide> = new RpcEndpoint((message) => vscodeApi.postMessage(message));
-window.addEventListener('message', (event: MessageEvent) => rpc.receive(event.data));
-window.addEventListener('error', (e) => rpc.notify('webviewError', { message: String(e.message) }));
-window.addEventListener('unhandledrejection', (e) => rpc.notify('webviewError', { message: String((e.reason as Error)?.message ?? e.reason) }));
+const rpc = connectToHost<ActivationsHostSide, ActivationsWebviewSide>();
 
 const app = document.getElementById('app')!;
 let state: ActivationsState;

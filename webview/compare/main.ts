@@ -1,6 +1,6 @@
 import { BarController, BarElement, CategoryScale, Chart, Legend, LinearScale, LogarithmicScale, Tooltip, type ChartConfiguration } from 'chart.js';
 import type { CompareHostSide, CompareProgressEvent, CompareRow, CompareSideSummary, CompareState, CompareWebviewSide, PairDetailReply, RangeHistogramView } from '../../src/shared/protocol';
-import { RpcEndpoint } from '../../src/shared/rpc';
+import { connectToHost } from '../host-connection';
 import { h } from '../inspector/dom';
 import { formatBytes, formatCount, formatParams, formatStat } from '../inspector/format';
 import { outputsSection } from './outputs';
@@ -13,16 +13,7 @@ Chart.register(BarController, BarElement, CategoryScale, LinearScale, Logarithmi
 const WEBVIEW_VERSION = 1;
 const HISTOGRAM_BINS = 128;
 
-interface VsCodeApi {
-  postMessage(message: unknown): void;
-}
-declare function acquireVsCodeApi(): VsCodeApi;
-
-const vscodeApi = acquireVsCodeApi();
-const rpc: RpcEndpoint<CompareHostSide, CompareWebviewSide> = new RpcEndpoint((message) => vscodeApi.postMessage(message));
-window.addEventListener('message', (event: MessageEvent) => rpc.receive(event.data));
-window.addEventListener('error', (e) => rpc.notify('webviewError', { message: String(e.message) }));
-window.addEventListener('unhandledrejection', (e) => rpc.notify('webviewError', { message: String((e.reason as Error)?.message ?? e.reason) }));
+const rpc = connectToHost<CompareHostSide, CompareWebviewSide>();
 
 type SortKey = 'index' | 'name' | 'dtype' | 'params' | 'relMse' | 'sqnrDb' | 'maxAbsErr' | 'cosine';
 const COLUMNS: Array<{ key: SortKey; label: string; numeric: boolean; title: string }> = [

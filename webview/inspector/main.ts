@@ -1,6 +1,7 @@
-import type { InspectorState, LayerGroup, ModelState, TensorRow } from '../../src/shared/protocol';
+import type { InspectorHostSide, InspectorState, InspectorWebviewSide, LayerGroup, ModelState, TensorRow } from '../../src/shared/protocol';
 import './elements';
-import { connect, type InspectorRpc } from './api';
+import { connectToHost } from '../host-connection';
+import type { InspectorRpc } from './api';
 import { h } from './dom';
 import { errorPanel } from './error-panel';
 import { formatCount } from './format';
@@ -16,10 +17,7 @@ const WEBVIEW_VERSION = 1;
 const app = document.getElementById('app')!;
 // when the page started, got its state, and drew its first table rows (the e2e test reads these)
 app.dataset.startedAt = String(Date.now());
-const rpc = connect();
-
-window.addEventListener('error', (e) => rpc.notify('webviewError', { message: String(e.message) }));
-window.addEventListener('unhandledrejection', (e) => rpc.notify('webviewError', { message: String((e.reason as Error)?.message ?? e.reason) }));
+const rpc: InspectorRpc = connectToHost<InspectorHostSide, InspectorWebviewSide>();
 
 void start();
 

@@ -1,7 +1,8 @@
 import { Chart, Legend, LinearScale, LineController, LineElement, LogarithmicScale, PointElement, ScatterController, Tooltip, type ChartConfiguration, type Plugin } from 'chart.js';
 import type { BudgetView, PinView, PlanHostSide, PlanPanelState, PlanView, PlanWebviewSide } from '../../src/shared/protocol';
-import { RpcEndpoint } from '../../src/shared/rpc';
+import type { RpcEndpoint } from '../../src/shared/rpc';
 import { axisColors, formatColorVars, themeColor } from '../compare/theme';
+import { connectToHost } from '../host-connection';
 import { h } from '../inspector/dom';
 import { formatBytesShort, formatCount } from '../inspector/format';
 import './plan.css';
@@ -11,18 +12,9 @@ Chart.register(ScatterController, LineController, LineElement, PointElement, Lin
 /** Bumped when the messages this bundle speaks change. */
 const WEBVIEW_VERSION = 1;
 
-interface VsCodeApi {
-  postMessage(message: unknown): void;
-}
-declare function acquireVsCodeApi(): VsCodeApi;
-
 type PlanRpc = RpcEndpoint<PlanHostSide, PlanWebviewSide>;
 
-const vscodeApi = acquireVsCodeApi();
-const rpc: PlanRpc = new RpcEndpoint((message) => vscodeApi.postMessage(message));
-window.addEventListener('message', (event: MessageEvent) => rpc.receive(event.data));
-window.addEventListener('error', (e) => rpc.notify('webviewError', { message: String(e.message) }));
-window.addEventListener('unhandledrejection', (e) => rpc.notify('webviewError', { message: String((e.reason as Error)?.message ?? e.reason) }));
+const rpc: PlanRpc = connectToHost<PlanHostSide, PlanWebviewSide>();
 
 const app = document.getElementById('app')!;
 let chart: Chart<'scatter'> | undefined;
