@@ -1,7 +1,7 @@
 import { DTYPES } from '../src/core/dtypes';
 import { DEQUANTIZABLE_DTYPES, dequantizeBlocks } from '../src/core/quant/dequant';
 import { dequantizeInPlace } from '../src/kernel/dequantize';
-import { instantiateKernel } from '../src/kernel/wasm';
+import { alignUp, instantiateKernel } from '../src/kernel/wasm';
 import { medianMs, printTable } from './common';
 
 /**
@@ -20,7 +20,7 @@ export async function benchDequant(): Promise<void> {
     // keep f16 scales finite and small: clear the exponent's top bit of every other byte pair
     for (let i = 1; i < bytes.length; i += 2) bytes[i]! &= 0x3b;
     const src = kernel.heapBase;
-    const dst = src + Math.ceil(bytes.length / 64) * 64;
+    const dst = src + alignUp(bytes.length, 64);
     kernel.ensure(dst + values * 4).set(bytes, src);
     const kernelMs = await medianMs(7, async () => dequantizeInPlace(kernel, dtype, src, dst, blocks));
     const out = new Float32Array(values);

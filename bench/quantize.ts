@@ -2,7 +2,7 @@ import { DTYPES } from '../src/core/dtypes';
 import { GGUF_QUANT_TYPES, quantUsesImatrix, quantizeRows, quantizedRowBytes } from '../src/core/quant/ggml-quantize';
 import { quantScratchBytes, quantizeInPlace } from '../src/kernel/quantize';
 import { KernelPool } from '../src/kernel/pool';
-import { instantiateKernel } from '../src/kernel/wasm';
+import { alignUp, instantiateKernel } from '../src/kernel/wasm';
 import { benchWeights, medianMs, printTable } from './common';
 
 /**
@@ -19,7 +19,7 @@ export async function benchQuantize(): Promise<void> {
   const imatrix = Float32Array.from({ length: cols }, (_, j) => 0.5 + ((j * 7919) % 1000) / 1000);
   const kernel = instantiateKernel(64 << 20);
   const scratch = kernel.heapBase;
-  const qw = scratch + Math.ceil(quantScratchBytes(kernel) / 64) * 64;
+  const qw = scratch + alignUp(quantScratchBytes(kernel), 64);
   const src = qw + cols * 4;
   const dst = src + rows * cols * 4;
   const memory = kernel.ensure(dst + rows * quantizedRowBytes('Q8_0', cols));

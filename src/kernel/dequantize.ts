@@ -2,7 +2,7 @@
 import { DTYPES, type DType } from '../core/dtypes';
 import { QuantLensError } from '../core/errors';
 import { isDequantizable } from '../core/quant/dequant';
-import type { KernelInstance } from './wasm';
+import { alignUp, type KernelInstance } from './wasm';
 
 /**
  * Dequantizes `blocks` blocks of `dtype` already in kernel memory at `src` into f32 at `dst`
@@ -32,7 +32,7 @@ export function dequantizeWithKernel(kernel: KernelInstance, dtype: DType, bytes
     throw new QuantLensError('SIZE_MISMATCH', `${blocks} ${dtype} blocks need ${values} values, the output holds ${out.length}`);
   }
   const src = kernel.heapBase;
-  const dst = src + Math.ceil(bytes.length / 64) * 64;
+  const dst = src + alignUp(bytes.length, 64);
   let memory = kernel.ensure(dst + values * 4);
   memory.set(bytes, src);
   dequantizeInPlace(kernel, dtype, src, dst, blocks);

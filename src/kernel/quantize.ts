@@ -3,11 +3,7 @@
 import { DTYPES } from '../core/dtypes';
 import { QuantLensError } from '../core/errors';
 import { type GgufQuantType, quantUsesImatrix, quantizedRowBytes } from '../core/quant/ggml-quantize';
-import type { KernelInstance } from './wasm';
-
-function alignUp(n: number, to: number): number {
-  return Math.ceil(n / to) * to;
-}
+import { alignUp, type KernelInstance } from './wasm';
 
 /**
  * Quantizes `rows` rows of `cols` f32 values already in kernel memory at `src` into `dst`

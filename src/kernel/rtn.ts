@@ -5,11 +5,7 @@ import {
   MSE_CLIP_STEPS, checkShape, dequantizeRtn, finishNf4, groupLayout, quantizeFp8Groups, type RtnTensor,
 } from '../core/quant/rtn';
 import type { QuantScheme } from '../core/quant/scheme';
-import type { KernelInstance } from './wasm';
-
-function align64(n: number): number {
-  return Math.ceil(n / 64) * 64;
-}
+import { alignUp, type KernelInstance } from './wasm';
 
 /** A copy (over a plain ArrayBuffer) of `bytes` bytes of kernel memory at `ptr`. */
 function copyOut(kernel: KernelInstance, ptr: number, bytes: number): ArrayBuffer {
@@ -23,12 +19,12 @@ export function quantizeRtnWithKernel(kernel: KernelInstance, x: Float32Array, r
   checkShape(x, rows, cols);
   const steps = scheme.mse ? MSE_CLIP_STEPS : 1;
   const xPtr = kernel.heapBase;
-  const qPtr = align64(xPtr + x.length * 4);
+  const qPtr = alignUp(xPtr + x.length * 4, 64);
   if (scheme.kind === 'int') {
     const l = groupLayout(scheme, rows, cols);
     const groups = l.rows * l.groupsPerRow;
-    const sPtr = align64(qPtr + x.length);
-    const zPtr = align64(sPtr + groups * 4);
+    const sPtr = alignUp(qPtr + x.length, 64);
+    const zPtr = alignUp(sPtr + groups * 4, 64);
     kernel.ensure(zPtr + groups).set(new Uint8Array(x.buffer, x.byteOffset, x.byteLength), xPtr);
     kernel.exports.rtnIntQuantize!(xPtr, l.rows, l.cols, l.group, scheme.bits, scheme.symmetric ? 1 : 0, steps, qPtr, sPtr, zPtr);
     return {
@@ -41,7 +37,7 @@ export function quantizeRtnWithKernel(kernel: KernelInstance, x: Float32Array, r
   }
   if (scheme.kind === 'nf4') {
     const blocks = Math.ceil(x.length / scheme.blockSize);
-    const aPtr = align64(qPtr + x.length);
+    const aPtr = alignUp(qPtr + x.length, 64);
     kernel.ensure(aPtr + blocks * 4).set(new Uint8Array(x.buffer, x.byteOffset, x.byteLength), xPtr);
     kernel.exports.rtnNf4Quantize!(xPtr, x.length, scheme.blockSize, steps, qPtr, aPtr);
     const t: RtnTensor = {
@@ -65,9 +61,9 @@ export function dequantizeRtnWithKernel(kernel: KernelInstance, t: RtnTensor): F
   if (s.kind === 'fp8') return dequantizeRtn(t);
   const n = t.q.length;
   const qPtr = kernel.heapBase;
-  const sPtr = align64(qPtr + n);
-  const zPtr = align64(sPtr + t.scales.byteLength);
-  const outPtr = align64(zPtr + (t.zeroPoints?.length ?? 0));
+  const sPtr = alignUp(qPtr + n, 64);
+  const zPtr = alignUp(sPtr + t.scales.byteLength, 64);
+  const outPtr = alignUp(zPtr + (t.zeroPoints?.length ?? 0), 64);
   const mem = kernel.ensure(outPtr + n * 4);
   mem.set(new Uint8Array(t.q.buffer, t.q.byteOffset, n), qPtr);
   mem.set(new Uint8Array(t.scales.buffer, t.scales.byteOffset, t.scales.byteLength), sPtr);

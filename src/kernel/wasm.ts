@@ -49,7 +49,8 @@ export function instantiateKernel(initialBytes = 16 << 20): KernelInstance {
   };
 }
 
-function alignUp(n: number, to: number): number {
+/** `n` rounded up to a multiple of `to` (kernel regions start 64-byte aligned). */
+export function alignUp(n: number, to: number): number {
   return Math.ceil(n / to) * to;
 }
 
