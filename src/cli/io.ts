@@ -1,4 +1,5 @@
 import { lstatSync } from 'node:fs';
+import { basename, extname } from 'node:path';
 import { QuantLensError } from '../core/errors';
 
 /** What a command gets from the terminal: its arguments, output streams, and the SIGINT signal. */
@@ -87,4 +88,9 @@ export function pathTaken(path: string): boolean {
   } catch {
     return false;
   }
+}
+
+/** A checkpoint's file or folder name without its format's extension (`model.safetensors.index.json` → `model`), for naming outputs. */
+export function checkpointStem(input: string): string {
+  return basename(input).replace(/(\.safetensors\.index\.json|\.index\.json|\.safetensors|\.gguf|\.onnx|\.pt|\.pth|\.bin|\.jit)$/, '') || basename(input, extname(input));
 }

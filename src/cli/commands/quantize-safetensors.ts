@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { basename, dirname, extname, join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { QuantLensError } from '../../core/errors';
 import { parseSize } from '../../core/plan/plan';
 import { formatScheme, isSchemeName, parseScheme } from '../../core/quant/scheme';
@@ -7,7 +7,7 @@ import { quantizeToSafetensors, twinRtnQuantizer, type RtnQuantizer } from '../.
 import { isGgufTarget } from '../../core/quantize/to-gguf';
 import { quantizeRtnWithKernel } from '../../kernel/rtn';
 import { instantiateKernel } from '../../kernel/wasm';
-import { flag, hasFlag, pathTaken, toJson, type CliContext, type ParsedArgs } from '../io';
+import { checkpointStem, flag, hasFlag, pathTaken, toJson, type CliContext, type ParsedArgs } from '../io';
 import { TerminalProgress } from '../progress';
 
 /**
@@ -25,8 +25,7 @@ export function wantsSafetensors(p: ParsedArgs): boolean {
 
 /** `model-int4-g128-sym/` next to the input (a folder input: next to the folder). */
 export function defaultSafetensorsOutput(input: string, name: string): string {
-  const base = basename(input).replace(/(\.safetensors\.index\.json|\.index\.json|\.safetensors|\.gguf|\.onnx|\.pt|\.pth|\.bin|\.jit)$/, '') || basename(input, extname(input));
-  return join(dirname(input), `${base}-${name}`);
+  return join(dirname(input), `${checkpointStem(input)}-${name}`);
 }
 
 /** A plan JSON (`quantlens plan --json`): its `assignment`, tensor name → scheme. */

@@ -1,11 +1,11 @@
 import { rm } from 'node:fs/promises';
-import { basename, dirname, extname, join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { isDType, type DType } from '../../core/dtypes';
 import { QuantLensError } from '../../core/errors';
 import { importanceFor, readImportanceMatrix } from '../../core/imatrix';
 import { convertForQuantize } from '../../core/model/convert';
 import { isGgufTarget, quantizeToGguf } from '../../core/quantize/to-gguf';
-import { flag, hasFlag, parseArgs, pathTaken, toJson, type CliContext } from '../io';
+import { checkpointStem, flag, hasFlag, parseArgs, pathTaken, toJson, type CliContext } from '../io';
 import { KernelPool } from '../../kernel/pool';
 import { poolTensorEncoder } from '../../kernel/pool-encoder';
 import { TerminalProgress } from '../progress';
@@ -66,8 +66,7 @@ export async function quantizeCommand(ctx: CliContext): Promise<void> {
 
 /** `model-Q4_K_M.gguf` next to the input (a folder input: next to the folder). */
 export function defaultOutputPath(input: string, type: string): string {
-  const base = basename(input).replace(/(\.safetensors\.index\.json|\.index\.json|\.safetensors|\.gguf|\.onnx|\.pt|\.pth|\.bin|\.jit)$/, '') || basename(input, extname(input));
-  return join(dirname(input), `${base}-${type}.gguf`);
+  return join(dirname(input), `${checkpointStem(input)}-${type}.gguf`);
 }
 
 function parseTensorType(s: string): { pattern: RegExp; type: DType } {
