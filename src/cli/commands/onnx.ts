@@ -203,8 +203,8 @@ async function sensitivity(ctx: CliContext): Promise<void> {
   }
 }
 
-/** Weights a plan keeps in float: those its assignment does not name. */
-async function keptByPlan(planPath: string): Promise<{ assignment: Record<string, string> }> {
+/** A plan JSON's `assignment` (weight name → format); the weights it does not name are kept in float. */
+async function readPlanAssignment(planPath: string): Promise<Record<string, string>> {
   let plan: unknown;
   try {
     plan = JSON.parse(await readFile(planPath, 'utf8'));
@@ -213,7 +213,7 @@ async function keptByPlan(planPath: string): Promise<{ assignment: Record<string
   }
   const assignment = (plan as { assignment?: unknown }).assignment;
   if (!assignment || typeof assignment !== 'object') throw new QuantLensError('INVALID_JSON', `${planPath} has no "assignment" object`, { file: planPath });
-  return { assignment: assignment as Record<string, string> };
+  return assignment as Record<string, string>;
 }
 
 function writeEval(ctx: CliContext, e: OnnxEvalResult): void {
@@ -248,7 +248,7 @@ async function quantize(ctx: CliContext): Promise<void> {
     let keepFloat: Set<string> | undefined;
     const planPath = flag(p, 'plan');
     if (planPath) {
-      const { assignment } = await keptByPlan(planPath);
+      const assignment = await readPlanAssignment(planPath);
       const { findWeights } = await import('../../core/onnx/graph-edit');
       const src = await FileByteSource.open(model);
       try {
