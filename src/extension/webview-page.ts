@@ -1,5 +1,7 @@
 import * as vscode from 'vscode';
 import { randomBytes } from 'node:crypto';
+import type { WebviewErrorEvent } from '../shared/protocol';
+import { RpcEndpoint, type ProtocolSide } from '../shared/rpc';
 
 /** The QuantLens webviews, each a bundle dist/webview/<name>.js with its stylesheet <name>.css. */
 export type WebviewName = 'inspector' | 'plan' | 'compare' | 'activations';
@@ -39,4 +41,27 @@ export function webviewPage(webview: vscode.Webview, extensionUri: vscode.Uri, n
 /** Options of every QuantLens webview: scripts on, only the bundles readable, no retained context. */
 export function webviewOptions(extensionUri: vscode.Uri): vscode.WebviewOptions & vscode.WebviewPanelOptions {
   return { enableScripts: true, localResourceRoots: [vscode.Uri.joinPath(extensionUri, 'dist', 'webview')] };
+}
+
+/** What every webview's side of its protocol can send: errors nobody caught in the page. */
+interface ReportsErrors extends ProtocolSide {
+  events: { webviewError: WebviewErrorEvent };
+}
+
+/**
+ * The host's end of a webview's protocol: messages both ways, the page's uncaught errors written to
+ * `log` under `name`. `register` ties the connection to its owner's lifetime (its `_register`).
+ */
+export function connectWebview<Incoming extends ReportsErrors, Outgoing extends ProtocolSide>(
+  webview: vscode.Webview,
+  name: WebviewName,
+  log: vscode.LogOutputChannel,
+  register: (disposable: vscode.Disposable) => void,
+): RpcEndpoint<Incoming, Outgoing> {
+  const rpc = new RpcEndpoint<Incoming, Outgoing>((message) => void webview.postMessage(message));
+  register({ dispose: () => rpc.dispose() });
+  register(webview.onDidReceiveMessage((message) => rpc.receive(message)));
+  const errors: RpcEndpoint<ReportsErrors, Outgoing> = rpc;
+  errors.on('webviewError', ({ message }) => log.error(`${name} webview: ${message}`));
+  return rpc;
 }

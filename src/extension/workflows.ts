@@ -36,7 +36,7 @@ export function registerWorkflows(context: vscode.ExtensionContext, log: vscode.
   const tree = new SensitivityTreeProvider(service);
   const quantize = new QuantizeCommand(pool, service, log);
   const extensionUri = context.extensionUri;
-  const openPlan = () => PlanPanel.show(extensionUri, service, () => true);
+  const openPlan = () => PlanPanel.show(extensionUri, service, () => true, log);
   registerActivations(context, { extensionUri, pool, sensitivity: service, storageDir: vscode.Uri.joinPath(context.globalStorageUri, 'activations').fsPath, log });
 
   const followInspector = (): void => {

@@ -8,11 +8,11 @@ import type {
   ActivationsActionReply, ActivationsActionRequest, ActivationsHostSide, ActivationsProgressEvent, ActivationsResultView, ActivationsState, ActivationsWebviewSide,
   CalibrationRequest, PickPathReply, PickPathRequest, SiteDetailReply,
 } from '../../shared/protocol';
-import { RpcEndpoint } from '../../shared/rpc';
+import type { RpcEndpoint } from '../../shared/rpc';
 import { Disposable } from '../dispose';
 import type { LazyKernelPool } from '../kernel-pool';
 import type { SensitivityService } from '../sensitivity/service';
-import { webviewOptions, webviewPage } from '../webview-page';
+import { connectWebview, webviewOptions, webviewPage } from '../webview-page';
 import { LlmActivations, llmCalibrationText } from './llm';
 import { DEFAULT_IMAGE_NORMALISATION, OnnxActivations, onnxCalibrationSet, quantizedPathFor, readOnnxFacts, type OnnxModelFacts, type QuantizeChoice } from './onnx';
 
@@ -83,11 +83,9 @@ export class ActivationsPanel extends Disposable {
     this._register({ dispose: () => opening.abort() });
     this.facts = this.kind === 'onnx' ? readOnnxFacts(uri.fsPath, opening.signal) : Promise.resolve(undefined);
     this.facts.catch(() => undefined);
-    this.rpc = new RpcEndpoint((message) => void panel.webview.postMessage(message));
-    this._register({ dispose: () => this.rpc.dispose() });
+    this.rpc = connectWebview(panel.webview, 'activations', deps.log, (d) => this._register(d));
     this._register({ dispose: () => this.running?.abort() });
     this._register({ dispose: () => ActivationsPanel.open.delete(uri.toString()) });
-    this._register(panel.webview.onDidReceiveMessage((message) => this.rpc.receive(message)));
     this._register(panel.onDidDispose(() => this.dispose()));
     this.rpc.handle('ready', () => this.state());
     this.rpc.handle('pickPath', (request) => this.pickPath(request));
@@ -95,7 +93,6 @@ export class ActivationsPanel extends Disposable {
     this.rpc.handle('siteDetail', ({ id, weight }, signal) => this.siteDetail(id, weight, signal));
     this.rpc.handle('action', ({ action }) => this.act(action));
     this.rpc.on('cancelCalibration', () => this.running?.abort());
-    this.rpc.on('webviewError', ({ message }) => deps.log.error(`activations webview: ${message}`));
     panel.webview.html = webviewPage(panel.webview, deps.extensionUri, 'activations', panel.title);
   }
 

@@ -7,10 +7,10 @@ import { describeTensor } from '../../core/names';
 import { openModel } from '../../core/readers';
 import { summarizeModel } from '../../core/summary';
 import type { CompareHostSide, CompareProgressEvent, CompareRow, CompareSideSummary, CompareState, CompareWebviewSide, PairDetailReply } from '../../shared/protocol';
-import { RpcEndpoint } from '../../shared/rpc';
+import type { RpcEndpoint } from '../../shared/rpc';
 import { Disposable } from '../dispose';
 import type { LazyKernelPool } from '../kernel-pool';
-import { webviewOptions, webviewPage } from '../webview-page';
+import { connectWebview, webviewOptions, webviewPage } from '../webview-page';
 import { OutputComparison } from './outputs';
 
 /** Rows are sent to the webview in batches at most this often while results stream in. */
@@ -54,9 +54,7 @@ export class ComparePanel extends Disposable {
     private readonly log: vscode.LogOutputChannel,
   ) {
     super();
-    this.rpc = new RpcEndpoint((message) => void panel.webview.postMessage(message));
-    this._register({ dispose: () => this.rpc.dispose() });
-    this._register(panel.webview.onDidReceiveMessage((message) => this.rpc.receive(message)));
+    this.rpc = connectWebview(panel.webview, 'compare', log, (d) => this._register(d));
     this._register(panel.onDidDispose(() => this.dispose()));
     this.opened = this.openBoth();
     this.rpc.handle('ready', async () => {
@@ -81,7 +79,6 @@ export class ComparePanel extends Disposable {
     this.rpc.on('cancelOutputs', () => this.outputs?.cancel());
     this.rpc.on('cancelCompare', () => this.controller.abort());
     this.rpc.on('revealTensor', ({ side, name }) => void vscode.commands.executeCommand('quantlens.revealTensor', side === 'a' ? this.a : this.b, name));
-    this.rpc.on('webviewError', ({ message }) => log.error(`compare webview: ${message}`));
     panel.webview.html = webviewPage(panel.webview, extensionUri, 'compare', panel.title);
     void this.opened.then(() => this.measureAll());
   }

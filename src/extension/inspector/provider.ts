@@ -1,12 +1,12 @@
 import * as vscode from 'vscode';
 import { QuantLensError, toQuantLensError } from '../../core/errors';
 import type { AnalyzeAllReply, InspectorHostSide, InspectorState, InspectorWebviewSide, TensorDetailReply } from '../../shared/protocol';
-import { RpcEndpoint } from '../../shared/rpc';
+import type { RpcEndpoint } from '../../shared/rpc';
 import { Disposable } from '../dispose';
 import { InspectorDocument } from './document';
 import { inspectorSettings, largeFileConfirmBytes } from '../settings';
 import { TensorStatsService } from './stats-service';
-import { webviewOptions, webviewPage } from '../webview-page';
+import { connectWebview, webviewOptions, webviewPage } from '../webview-page';
 
 export const HEX_EDITOR_EXTENSION = 'ms-vscode.hexeditor';
 const HEX_EDITOR_VIEW_TYPE = 'hexEditor.hexedit';
@@ -104,9 +104,7 @@ export class InspectorSession extends Disposable {
     super();
     const webview = panel.webview;
     webview.options = webviewOptions(extensionUri);
-    this.rpc = new RpcEndpoint((message) => void webview.postMessage(message));
-    this._register({ dispose: () => this.rpc.dispose() });
-    this._register(webview.onDidReceiveMessage((message) => this.rpc.receive(message)));
+    this.rpc = connectWebview(webview, 'inspector', log, (d) => this._register(d));
     this.registerHandlers();
     this._register(document.onDidChangeStats((results) => this.rpc.notify('statsUpdate', { results })));
     this._register(document.onAnalyzeProgress((p) => this.rpc.notify('analyzeProgress', p)));
@@ -258,6 +256,5 @@ export class InspectorSession extends Disposable {
       this.selectedIndex = index ?? undefined;
       void vscode.commands.executeCommand('setContext', 'quantlens.tensorSelected', this.selectedIndex !== undefined);
     });
-    rpc.on('webviewError', ({ message }) => this.log.error(`inspector webview: ${message}`));
   }
 }

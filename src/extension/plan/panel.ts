@@ -1,10 +1,10 @@
 import * as vscode from 'vscode';
 import { toQuantLensError } from '../../core/errors';
 import type { PlanHostSide, PlanPanelState, PlanWebviewSide } from '../../shared/protocol';
-import { RpcEndpoint } from '../../shared/rpc';
+import type { RpcEndpoint } from '../../shared/rpc';
 import { Disposable } from '../dispose';
 import type { SensitivityService } from '../sensitivity/service';
-import { webviewOptions, webviewPage } from '../webview-page';
+import { connectWebview, webviewOptions, webviewPage } from '../webview-page';
 import { planPanelState } from './plan-model';
 
 /**
@@ -18,13 +18,13 @@ export class PlanPanel extends Disposable {
   private ready = false;
 
   /** Opens the panel (or brings it forward). */
-  static show(extensionUri: vscode.Uri, service: SensitivityService, quantizeAvailable: () => boolean): PlanPanel {
+  static show(extensionUri: vscode.Uri, service: SensitivityService, quantizeAvailable: () => boolean, log: vscode.LogOutputChannel): PlanPanel {
     if (PlanPanel.current && !PlanPanel.current.isDisposed) {
       PlanPanel.current.panel.reveal(undefined, true);
       return PlanPanel.current;
     }
     const panel = vscode.window.createWebviewPanel(PlanPanel.viewType, 'QuantLens Plan', { viewColumn: vscode.ViewColumn.Beside, preserveFocus: true }, webviewOptions(extensionUri));
-    PlanPanel.current = new PlanPanel(panel, extensionUri, service, quantizeAvailable);
+    PlanPanel.current = new PlanPanel(panel, extensionUri, service, quantizeAvailable, log);
     return PlanPanel.current;
   }
 
@@ -33,11 +33,10 @@ export class PlanPanel extends Disposable {
     extensionUri: vscode.Uri,
     private readonly service: SensitivityService,
     private readonly quantizeAvailable: () => boolean,
+    log: vscode.LogOutputChannel,
   ) {
     super();
-    this.rpc = new RpcEndpoint((message) => void panel.webview.postMessage(message));
-    this._register({ dispose: () => this.rpc.dispose() });
-    this._register(panel.webview.onDidReceiveMessage((message) => this.rpc.receive(message)));
+    this.rpc = connectWebview(panel.webview, 'plan', log, (d) => this._register(d));
     this._register(panel.onDidDispose(() => this.dispose()));
     this._register(service.onDidChange(() => this.push()));
     this.rpc.handle('ready', () => {
@@ -61,7 +60,6 @@ export class PlanPanel extends Disposable {
       const command = { exportRecipe: 'quantlens.exportRecipe', quantizeWithPlan: 'quantlens.quantizeWithPlan', runSweep: 'quantlens.runSensitivity' }[action];
       void vscode.commands.executeCommand(command);
     });
-    this.rpc.on('webviewError', ({ message }) => console.error(`plan webview: ${message}`));
     panel.webview.html = webviewPage(panel.webview, extensionUri, 'plan', 'QuantLens Plan');
     this.push();
   }
