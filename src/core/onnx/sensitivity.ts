@@ -12,10 +12,9 @@ import { QuantLensError, throwIfAborted } from '../errors';
 import { openModel } from '../readers';
 import { nodeFileAccess } from '../readers/node-files';
 import { encodeOnnxModel, onnxNode, onnxTensor, OnnxDataType, readOnnxModel, type OnnxModel } from '../readers/onnx';
-import { dequantizeRtn, quantizeRtn } from '../quant/rtn';
-import { parseScheme } from '../quant/scheme';
 import { aggregateSensitivity, sqnrDbOf } from '../sensitivity/aggregate';
-import { formatApplies, quantFormat } from '../sensitivity/formats';
+import { formatApplies, quantFormat, type QuantFormat } from '../sensitivity/formats';
+import { reconstructWithTwins } from '../sensitivity/quant-error';
 import type { FormatErrors, SensitivityResult, TensorSensitivity } from '../sensitivity/types';
 import type { OnnxCalibration } from './calibrate';
 import { compareOutputs, type OutputComparison } from './evaluate';
@@ -121,7 +120,8 @@ function fakeQuantizeActivation(copy: OnnxModel, nodeOutput: string, calibration
 /** Measures every Conv/MatMul/Gemm weight at every type (see the file comment). */
 export async function onnxOutputSensitivity(path: string, set: CalibrationSet, runner: OnnxRunner, options: OnnxSensitivityOptions = {}): Promise<OnnxSensitivityResult> {
   const t0 = Date.now();
-  const types = (options.types ?? ONNX_DEFAULT_SENSITIVITY_TYPES).map((t) => quantFormat(t, 'safetensors').name);
+  const formats = (options.types ?? ONNX_DEFAULT_SENSITIVITY_TYPES).map((t) => quantFormat(t, 'safetensors'));
+  const types = formats.map((f) => f.name);
   if (options.activations && !options.calibration) throw new QuantLensError('USAGE', 'activation fake-quantization needs a calibration');
   const info = await openModel(path, { signal: options.signal });
   const source = await FileByteSource.open(path);
@@ -140,14 +140,15 @@ export async function onnxOutputSensitivity(path: string, set: CalibrationSet, r
       params: w.dims.reduce((a, b) => a * b, 1),
       formats: {},
     }));
-    const jobs: Array<{ layer: number; type: string }> = [];
-    for (let i = 0; i < weights.length; i++) for (const type of types) jobs.push({ layer: i, type });
+    const jobs: Array<{ layer: number; format: QuantFormat }> = [];
+    for (let i = 0; i < weights.length; i++) for (const format of formats) jobs.push({ layer: i, format });
     const values = new Map<string, Float32Array>();
     let done = 0;
     let next = 0;
     const lane = async (): Promise<void> => {
       while (next < jobs.length) {
-        const { layer, type } = jobs[next++]!;
+        const { layer, format } = jobs[next++]!;
+        const type = format.name;
         throwIfAborted(options.signal);
         const w = weights[layer]!;
         let x = values.get(w.name);
@@ -156,11 +157,10 @@ export async function onnxOutputSensitivity(path: string, set: CalibrationSet, r
           values.set(w.name, x);
         }
         const { rows, cols, data } = weightRows(w, x);
-        const format = quantFormat(type, 'safetensors');
         if (!formatApplies(format, [rows, cols])) {
           layers[layer]!.formats[type] = null;
         } else {
-          const xhat = dequantizeRtn(quantizeRtn(data, rows, cols, parseScheme(type)));
+          const xhat = reconstructWithTwins(data, rows, cols, format, undefined);
           let e2 = 0;
           let s2 = 0;
           let maxAbsErr = 0;
