@@ -6,13 +6,10 @@ import {
   IQ1S_GRID, IQ2S_GRID, IQ2XS_GRID, IQ2XXS_GRID, IQ3S_GRID, IQ3XXS_GRID,
   KSIGNS_IQ2XS, KVALUES_IQ4NL, KVALUES_MXFP4,
 } from './ggml_tables';
-
-// ggml_type ids (ggml.h), the same as src/core/dtypes.ts ggmlId
-const Q4_0: i32 = 2, Q4_1: i32 = 3, Q5_0: i32 = 6, Q5_1: i32 = 7, Q8_0: i32 = 8;
-const Q2_K: i32 = 10, Q3_K: i32 = 11, Q4_K: i32 = 12, Q5_K: i32 = 13, Q6_K: i32 = 14, Q8_K: i32 = 15;
-const IQ2_XXS: i32 = 16, IQ2_XS: i32 = 17, IQ3_XXS: i32 = 18, IQ1_S: i32 = 19, IQ4_NL: i32 = 20;
-const IQ3_S: i32 = 21, IQ2_S: i32 = 22, IQ4_XS: i32 = 23, IQ1_M: i32 = 29;
-const TQ1_0: i32 = 34, TQ2_0: i32 = 35, MXFP4: i32 = 39;
+import {
+  IQ1_M, IQ1_S, IQ2_S, IQ2_XS, IQ2_XXS, IQ3_S, IQ3_XXS, IQ4_NL, IQ4_XS, MXFP4,
+  Q2_K, Q3_K, Q4_0, Q4_1, Q4_K, Q5_0, Q5_1, Q5_K, Q6_K, Q8_0, Q8_K, TQ1_0, TQ2_0,
+} from './ggml_types';
 
 /**
  * Dequantizes `blocks` blocks of ggml type `ggmlType` at `src` into f32 at `dst`.

@@ -3,11 +3,9 @@ import { quantizeIQ4Rows, quantizeMXFP4Rows, quantizeTQRows } from './quant_code
 import { quantizeQ2KRows, quantizeQ3KRows, quantizeQ6KRows, quantizeQxKRows } from './quant_kquants';
 import { QUANT_SCRATCH_BYTES } from './quant_layout';
 import { quantizeQ8_0Rows, quantizeQx0Rows, quantizeQx1Rows } from './quant_legacy';
-
-// ggml_type ids (ggml.h), the same as src/core/dtypes.ts ggmlId
-const Q4_0: i32 = 2, Q4_1: i32 = 3, Q5_0: i32 = 6, Q5_1: i32 = 7, Q8_0: i32 = 8;
-const Q2_K: i32 = 10, Q3_K: i32 = 11, Q4_K: i32 = 12, Q5_K: i32 = 13, Q6_K: i32 = 14;
-const IQ4_NL: i32 = 20, IQ4_XS: i32 = 23, TQ1_0: i32 = 34, TQ2_0: i32 = 35, MXFP4: i32 = 39;
+import {
+  IQ4_NL, IQ4_XS, MXFP4, Q2_K, Q3_K, Q4_0, Q4_1, Q4_K, Q5_0, Q5_1, Q5_K, Q6_K, Q8_0, TQ1_0, TQ2_0,
+} from './ggml_types';
 
 /** Bytes of scratch space `quantizeGgmlRows` needs (16-byte aligned). */
 export function quantScratchBytes(): i32 {
