@@ -55,7 +55,7 @@ export function alignUp(n: number, to: number): number {
 }
 
 function kernelAbort(): never {
-  throw new Error('kernel abort');
+  throw new QuantLensError('INTERNAL', 'kernel abort');
 }
 
 /** The kernel's decoder of each plain type to f32 (`decode<T>ToF32(src, n, dst)`); F32 needs none. */

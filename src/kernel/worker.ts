@@ -3,6 +3,7 @@
  * job kinds of jobs.ts one at a time through the team's RpcEndpoint.
  */
 import { parentPort } from 'node:worker_threads';
+import { QuantLensError } from '../core/errors';
 import { RpcEndpoint, type RequestHandler } from '../shared/rpc';
 import type { JobHandler, JobKind, PoolSide, WorkerSide } from './jobs';
 import { runCompareTensorsJob } from './compare-job';
@@ -35,7 +36,7 @@ const HANDLERS: { [K in JobKind]: JobHandler<K> } = {
   onnxCalibrationSet: runOnnxCalibrationSetJob,
 };
 
-if (!parentPort) throw new Error('worker.ts runs as a worker thread');
+if (!parentPort) throw new QuantLensError('INTERNAL', 'worker.ts runs as a worker thread');
 const port = parentPort;
 
 let kernel: KernelInstance | undefined;
