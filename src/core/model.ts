@@ -131,6 +131,12 @@ export interface ModelInfo {
   diagnostics: Diagnostic[];
 }
 
+/** A numeric metadata value as a number (64-bit integers converted); undefined when absent or not a number. */
+export function metadataNumber(metadata: Record<string, MetadataValue>, key: string): number | undefined {
+  const v = metadata[key];
+  return v && (typeof v.value === 'number' || typeof v.value === 'bigint') ? Number(v.value) : undefined;
+}
+
 /** Number of elements in a shape (1 for a scalar). Shapes were checked by the reader, so this is safe. */
 export function elementCount(shape: readonly number[]): number {
   let n = 1;

@@ -15,7 +15,7 @@ import { readExact } from '../bytesource';
 import { DTYPES, type DType } from '../dtypes';
 import { QuantLensError, throwIfAborted } from '../errors';
 import { MODEL_MAX_DIMENSION, TOKENIZER_MODEL_MAX_BYTES } from '../limits';
-import type { MetadataValue, ModelInfo, TensorInfo } from '../model';
+import { metadataNumber, type ModelInfo, type TensorInfo } from '../model';
 import { describeTensor, detectScheme, hfRowToMetaRow, invertRowMap, permuteRows, type NameScheme } from '../names';
 import { dequantizeBlocks, isDequantizable } from '../quant/dequant';
 import { openModel } from '../readers';
@@ -477,14 +477,6 @@ async function readJsonIfPresent(files: FileAccess, path: string): Promise<Recor
   }
 }
 
-function metaNumber(md: Record<string, MetadataValue>, key: string): number | undefined {
-  const v = md[key];
-  if (!v) return undefined;
-  if (v.type === 'u64' || v.type === 'i64') return Number(v.value);
-  if (v.type === 'array' || v.type === 'string' || v.type === 'bool') return undefined;
-  return Number(v.value);
-}
-
 function jsonNumber(obj: Record<string, unknown> | null, key: string): number | undefined {
   const v = obj?.[key];
   return typeof v === 'number' && Number.isFinite(v) ? v : undefined;
@@ -501,8 +493,8 @@ function resolveConfig(
   const md = info.metadata;
   const archValue = md['general.architecture'];
   const arch = archValue?.type === 'string' ? archValue.value : 'llama';
-  const g = (k: string): number | undefined => (info.format === 'gguf' ? metaNumber(md, `${arch}.${k}`) : undefined);
-  const pt = (k: string): number | undefined => metaNumber(md, `model_args.${k}`) ?? jsonNumber(meta, k);
+  const g = (k: string): number | undefined => (info.format === 'gguf' ? metadataNumber(md, `${arch}.${k}`) : undefined);
+  const pt = (k: string): number | undefined => metadataNumber(md, `model_args.${k}`) ?? jsonNumber(meta, k);
   const embed = tensors.get('token_embd.weight');
   if (!embed) throw new QuantLensError('TENSOR_NOT_FOUND', 'the model has no token embedding: not a Llama-family checkpoint', { file: info.files[0] });
   const [vocabFromShape, dimFromShape] = [embed.shape[0], embed.shape[embed.shape.length - 1]];

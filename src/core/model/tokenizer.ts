@@ -8,7 +8,7 @@
  */
 import { QuantLensError } from '../errors';
 import { TOKENIZER_MAX_PIECE_BYTES, TOKENIZER_MAX_PIECES } from '../limits';
-import type { MetadataValue } from '../model';
+import { metadataNumber, type MetadataValue } from '../model';
 import { bytesMessage } from '../protobuf/scanner';
 import { asFloat32, WireType, type ProtoField } from '../protobuf/wire';
 
@@ -276,14 +276,6 @@ export function vocabularyFromSentencePiece(bytes: Uint8Array, file = 'tokenizer
   return { pieces, scores: Float32Array.from(scores), types: Int32Array.from(types), bosId, eosId, unkId, addBos: true, addSpacePrefix };
 }
 
-function metaNumber(md: Record<string, MetadataValue>, key: string, fallback: number): number {
-  const v = md[key];
-  if (!v) return fallback;
-  if (v.type === 'u64' || v.type === 'i64') return Number(v.value);
-  if (v.type === 'array' || v.type === 'string' || v.type === 'bool') return fallback;
-  return Number(v.value);
-}
-
 function metaBool(md: Record<string, MetadataValue>, key: string, fallback: boolean): boolean {
   const v = md[key];
   return v && v.type === 'bool' ? v.value : fallback;
@@ -311,7 +303,7 @@ export function vocabularyFromGguf(md: Record<string, MetadataValue>, file?: str
   const t = md['tokenizer.ggml.token_type'];
   if (t?.type === 'array' && t.itemType !== 'array' && t.value.length === n) t.value.forEach((v, i) => (types[i] = Number(v)));
   const id = (key: string, fallback: number): number => {
-    const v = metaNumber(md, key, fallback);
+    const v = metadataNumber(md, key) ?? fallback;
     return v >= 0 && v < n ? v : fallback;
   };
   return {
