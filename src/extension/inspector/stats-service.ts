@@ -2,10 +2,9 @@ import * as vscode from 'vscode';
 import { QuantLensError, toQuantLensError } from '../../core/errors';
 import type { ModelInfo, TensorInfo } from '../../core/model';
 import type { TensorStats as CoreTensorStats } from '../../core/stats/stats';
-import { KernelPool } from '../../kernel/pool';
 import { computeAbsMaxProfile, computeTensorStats } from '../../kernel/tensor-stats';
 import type { StatsSummary, TensorStats } from '../../shared/protocol';
-import { workerCount } from '../settings';
+import { LazyKernelPool } from '../kernel-pool';
 
 /** Points per absmax profile sent to the webview (max-pooled), whatever the tensor's size. */
 export const PROFILE_POINTS = 512;
@@ -21,30 +20,17 @@ export interface AnalyzeCallbacks {
  * first use and is terminated with this service (and restarted when the worker setting changes).
  */
 export class TensorStatsService implements vscode.Disposable {
-  private pool: KernelPool | undefined;
-  private readonly configListener: vscode.Disposable;
-
-  constructor() {
-    this.configListener = vscode.workspace.onDidChangeConfiguration((e) => {
-      if (e.affectsConfiguration('quantlens.workers')) this.resetPool();
-    });
-  }
-
-  private get kernel(): KernelPool {
-    const workers = workerCount();
-    this.pool ??= new KernelPool(workers > 0 ? { size: workers } : {});
-    return this.pool;
-  }
+  private readonly pool = new LazyKernelPool();
 
   /** Statistics and histogram of one tensor. */
   async stats(model: ModelInfo, tensor: TensorInfo, bins: number, signal?: AbortSignal): Promise<TensorStats> {
-    const [stats] = await computeTensorStats(this.kernel, model, [tensor], { bins, signal });
+    const [stats] = await computeTensorStats(this.pool.kernel, model, [tensor], { bins, signal });
     return wireStats(stats);
   }
 
   /** Absmax per row and per column of a 2-D tensor, max-pooled to at most PROFILE_POINTS each. */
   async profile(model: ModelInfo, tensor: TensorInfo, signal?: AbortSignal): Promise<{ rows: number[]; columns: number[] }> {
-    const p = await computeAbsMaxProfile(this.kernel, model, tensor, { signal });
+    const p = await computeAbsMaxProfile(this.pool.kernel, model, tensor, { signal });
     return { rows: maxPool(p.rows, PROFILE_POINTS), columns: maxPool(p.cols, PROFILE_POINTS) };
   }
 
@@ -53,7 +39,7 @@ export class TensorStatsService implements vscode.Disposable {
    * and skipped (its error goes to `onError`), cancelling stops everything.
    */
   async analyze(model: ModelInfo, indices: readonly number[], bins: number, cb: AnalyzeCallbacks & { onError(index: number, err: QuantLensError): void }): Promise<{ analyzed: number; failed: number }> {
-    const pool = this.kernel;
+    const pool = this.pool.kernel;
     const bytesTotal = indices.reduce((s, i) => s + model.tensors[i].byteLength, 0);
     const partial = new Map<number, number>();
     let bytesDone = 0;
@@ -92,14 +78,8 @@ export class TensorStatsService implements vscode.Disposable {
     return { analyzed: done - failed, failed };
   }
 
-  resetPool(): void {
-    this.pool?.dispose();
-    this.pool = undefined;
-  }
-
   dispose(): void {
-    this.configListener.dispose();
-    this.resetPool();
+    this.pool.dispose();
   }
 }
 
