@@ -11,10 +11,22 @@ import type { SensitivityResult, SensitivitySettings } from './types';
 /** Bumped when the result's shape or its meaning changes, so old entries miss. */
 const CACHE_VERSION = 1;
 
+export interface FileIdentity {
+  path: string;
+  size: number;
+  mtimeMs: number;
+}
+
 export interface CacheKey {
   version: number;
-  files: Array<{ path: string; size: number; mtimeMs: number }>;
+  files: FileIdentity[];
   settingsHash: string;
+}
+
+/** A file as the cache tells versions apart: its path, size and modification time. */
+export async function fileIdentity(path: string): Promise<FileIdentity> {
+  const s = await stat(path);
+  return { path, size: s.size, mtimeMs: s.mtimeMs };
 }
 
 function hash(value: unknown): string {
@@ -23,13 +35,7 @@ function hash(value: unknown): string {
 
 /** The cache key of a model's files under `settings`. */
 export async function cacheKeyOf(files: readonly string[], settings: SensitivitySettings): Promise<CacheKey> {
-  const identity = await Promise.all(
-    files.map(async (path) => {
-      const s = await stat(path);
-      return { path, size: s.size, mtimeMs: s.mtimeMs };
-    }),
-  );
-  return { version: CACHE_VERSION, files: identity, settingsHash: hash(settings) };
+  return { version: CACHE_VERSION, files: await Promise.all(files.map(fileIdentity)), settingsHash: hash(settings) };
 }
 
 function entryPath(cacheDir: string, key: CacheKey): string {

@@ -2,10 +2,9 @@
  * Sensitivity sweeps from a path: opens the model (and the importance matrix), answers from the
  * cache when the files and settings are unchanged, otherwise sweeps and stores the result.
  */
-import { stat } from 'node:fs/promises';
 import { readImportanceMatrix } from '../imatrix';
 import { openModel } from '../readers';
-import { cacheKeyOf, readCachedSensitivity, writeCachedSensitivity } from './cache';
+import { cacheKeyOf, fileIdentity, readCachedSensitivity, writeCachedSensitivity } from './cache';
 import { sweepSensitivity, sweepSettings, type SweepOptions } from './sweep';
 import type { SensitivityResult } from './types';
 
@@ -20,7 +19,7 @@ export interface SensitivityRunOptions extends Omit<SweepOptions, 'imatrix'> {
 export async function runSensitivity(path: string, options: SensitivityRunOptions = {}): Promise<SensitivityResult & { cached: boolean }> {
   const model = await openModel(path, { signal: options.signal, files: options.files });
   const imatrix = options.imatrixPath ? await readImportanceMatrix(options.imatrixPath, { signal: options.signal, files: options.files }) : null;
-  const imatrixIdentity = options.imatrixPath ? await identity(options.imatrixPath) : null;
+  const imatrixIdentity = options.imatrixPath ? await fileIdentity(options.imatrixPath) : null;
   const sweep: SweepOptions = { ...options, imatrix };
   const key = options.cacheDir ? await cacheKeyOf(model.files, sweepSettings(sweep, imatrixIdentity)) : null;
   if (options.cacheDir && key) {
@@ -33,11 +32,6 @@ export async function runSensitivity(path: string, options: SensitivityRunOption
   const result = await sweepSensitivity(model, sweep, imatrixIdentity);
   if (options.cacheDir && key) await writeCachedSensitivity(options.cacheDir, key, result);
   return { ...result, cached: false };
-}
-
-async function identity(path: string): Promise<{ path: string; size: number; mtimeMs: number }> {
-  const s = await stat(path);
-  return { path, size: s.size, mtimeMs: s.mtimeMs };
 }
 
 export type { SensitivityResult, TensorSensitivity, FormatError, GroupSensitivity, SensitivityMode } from './types';

@@ -9,7 +9,6 @@
  * Σ params × relMSE at that format, so per-tensor figures add back up to the measured one.
  */
 import { createHash } from 'node:crypto';
-import { stat } from 'node:fs/promises';
 import { DTYPES } from '../dtypes';
 import { QuantLensError, throwIfAborted } from '../errors';
 import { importanceFor, readImportanceMatrix, type ImportanceMatrix } from '../imatrix';
@@ -21,7 +20,7 @@ import { describeTensor, isQuantCompanion } from '../names';
 import { isDequantizable } from '../quant/dequant';
 import { matrixShape } from '../tensor-rows';
 import { aggregateSensitivity, sqnrDbOf } from './aggregate';
-import { cacheKeyOf, readCachedSensitivity, writeCachedSensitivity } from './cache';
+import { cacheKeyOf, fileIdentity, readCachedSensitivity, writeCachedSensitivity } from './cache';
 import { candidateFormatsFor, defaultFormats, quantFormat, type QuantFormat, type QuantTarget } from './formats';
 import { reconstructWithTwins, rowErrors } from './quant-error';
 import { compareRankings } from './rank';
@@ -267,8 +266,7 @@ export interface KldRunOptions extends Omit<KldSweepOptions, 'imatrix' | 'imatri
 export async function runKldSensitivity(path: string, text: Uint8Array, options: KldRunOptions = {}): Promise<SensitivityResult & { cached: boolean }> {
   const model = await LlamaModel.load(path, { signal: options.signal });
   const imatrix = options.imatrixPath ? await readImportanceMatrix(options.imatrixPath, { signal: options.signal }) : null;
-  const imatrixStat = options.imatrixPath ? await stat(options.imatrixPath) : null;
-  const imatrixIdentity = imatrixStat ? { path: options.imatrixPath!, size: imatrixStat.size, mtimeMs: imatrixStat.mtimeMs } : null;
+  const imatrixIdentity = options.imatrixPath ? await fileIdentity(options.imatrixPath) : null;
   const sweep: KldSweepOptions = { ...options, imatrix, imatrixIdentity };
   // The chunk count is part of the key: resolve it as the sweep will.
   const chunks = chunkPlan(evalTokens(model, text).length, options.ctx ?? KLD_DEFAULT_CTX, options.chunks ?? KLD_DEFAULT_CHUNKS);
