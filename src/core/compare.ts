@@ -6,7 +6,7 @@
 import { dirname, join } from 'node:path';
 import { readFile } from 'node:fs/promises';
 import { throwIfAborted } from './errors';
-import { elementCount, type ModelInfo, type TensorInfo } from './model';
+import { elementCount, metadataNumber, type ModelInfo, type TensorInfo } from './model';
 import { describeTensor, detectScheme, hfRowToMetaRow, invertRowMap, type NameScheme } from './names';
 import type { FileAccess } from './readers/types';
 import { summarizeModel } from './summary';
@@ -192,13 +192,8 @@ function rowMapFor(ta: TensorInfo, schemeA: NameScheme, h: Heads): { rowMapB: In
 async function headCounts(m: ModelInfo): Promise<Heads | undefined> {
   const arch = m.metadata['general.architecture'];
   if (arch?.type === 'string') {
-    const h = m.metadata[`${arch.value}.attention.head_count`];
-    const kv = m.metadata[`${arch.value}.attention.head_count_kv`];
-    if (h && h.type !== 'array' && h.type !== 'string' && h.type !== 'bool') {
-      const heads = Number(h.value);
-      const kvHeads = kv && kv.type !== 'array' && kv.type !== 'string' && kv.type !== 'bool' ? Number(kv.value) : heads;
-      return { heads, kvHeads };
-    }
+    const heads = metadataNumber(m.metadata, `${arch.value}.attention.head_count`);
+    if (heads !== undefined) return { heads, kvHeads: metadataNumber(m.metadata, `${arch.value}.attention.head_count_kv`) ?? heads };
   }
   try {
     const config = JSON.parse(await readFile(join(dirname(m.files[0]), 'config.json'), 'utf8')) as Record<string, unknown>;

@@ -11,7 +11,7 @@ import { DTYPES, type DType } from '../dtypes';
 import { QuantLensError, throwIfAborted } from '../errors';
 import { declaredAlignment, withoutSplitKeys, writeGgufOutput, type GgufOutputTensor, type SplitLimits } from '../gguf/output';
 import { ggufTensorByteLength } from '../gguf/write';
-import { elementCount, type Diagnostic, type MetadataValue, type ModelInfo, type TensorInfo } from '../model';
+import { elementCount, metadataNumber, type Diagnostic, type MetadataValue, type ModelInfo, type TensorInfo } from '../model';
 import { describeTensor } from '../names';
 import { f32ToBf16, f32ToF16 } from '../quant/fp16';
 import { checkFiniteSource, isGgufQuantType, quantizeRows } from '../quant/ggml-quantize';
@@ -256,16 +256,10 @@ function architecture(model: ModelInfo): string | undefined {
   return a?.type === 'string' ? a.value : undefined;
 }
 
-function numberKey(model: ModelInfo, key: string): number | undefined {
-  const v = model.metadata[key];
-  if (!v || v.type === 'array' || v.type === 'string' || v.type === 'bool') return undefined;
-  return Number(v.value);
-}
-
 /** `{arch}.block_count`, else the number of distinct layers the name map finds. */
 function layerCount(model: ModelInfo): number {
   const arch = architecture(model);
-  const n = arch ? numberKey(model, `${arch}.block_count`) : undefined;
+  const n = arch ? metadataNumber(model.metadata, `${arch}.block_count`) : undefined;
   if (n !== undefined) return n;
   const layers = new Set<number>();
   for (const t of model.tensors) {
@@ -278,7 +272,7 @@ function layerCount(model: ModelInfo): number {
 function gqaFactor(model: ModelInfo): number {
   const arch = architecture(model);
   if (!arch) return 1;
-  const heads = numberKey(model, `${arch}.attention.head_count`);
-  const kv = numberKey(model, `${arch}.attention.head_count_kv`) ?? heads;
+  const heads = metadataNumber(model.metadata, `${arch}.attention.head_count`);
+  const kv = metadataNumber(model.metadata, `${arch}.attention.head_count_kv`) ?? heads;
   return heads && kv ? heads / kv : 1;
 }
