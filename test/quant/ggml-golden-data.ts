@@ -1,9 +1,9 @@
 // Reads the libggml reference vectors in ../shared/models/ggml-golden (see its README): one F32
 // tensor `w` per case, one importance weight per column, raw block files per type.
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
-import { join, resolve } from 'node:path';
-
-export const goldenDir = resolve(__dirname, '../../../shared/models/ggml-golden');
+import { join } from 'node:path';
+import { readNpy } from '../fixtures/npy';
+import { goldenDir } from './golden';
 
 export interface GoldenCase {
   name: string;
@@ -12,10 +12,6 @@ export interface GoldenCase {
   w: Float32Array;
   imatrix: Float32Array;
   dir: string;
-}
-
-export function goldenAvailable(): boolean {
-  return existsSync(join(goldenDir, 'manifest.json'));
 }
 
 function readSafetensorsW(path: string): { w: Float32Array; rows: number; cols: number } {
@@ -31,14 +27,9 @@ function readSafetensorsW(path: string): { w: Float32Array; rows: number; cols: 
 }
 
 function readNpyF32(path: string): Float32Array {
-  const buf = readFileSync(path);
-  const headerLen = buf.readUInt16LE(8);
-  const header = buf.subarray(10, 10 + headerLen).toString('latin1');
-  if (!header.includes("'<f4'")) throw new Error(`${path}: expected little-endian f32, header ${header}`);
-  const bytes = buf.subarray(10 + headerLen);
-  const out = new Float32Array(bytes.length / 4);
-  new Uint8Array(out.buffer).set(bytes);
-  return out;
+  const npy = readNpy(path);
+  if (npy.descr !== '<f4') throw new Error(`${path}: expected little-endian f32, dtype ${npy.descr}`);
+  return npy.data as Float32Array;
 }
 
 export function goldenCases(): GoldenCase[] {

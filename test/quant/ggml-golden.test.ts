@@ -4,14 +4,14 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { DTYPES } from '../../src/core/dtypes';
 import { GGUF_QUANT_TYPES, quantizeRows } from '../../src/core/quant/ggml-quantize';
-import { blockMismatch, goldenAvailable, goldenBlocks, goldenCases } from './ggml-golden-data';
+import { blockMismatch, goldenBlocks, goldenCases } from './ggml-golden-data';
+import { haveGolden } from './golden';
 
-const available = goldenAvailable();
-const cases = available ? goldenCases() : [];
+const cases = haveGolden ? goldenCases() : [];
 
 for (const type of GGUF_QUANT_TYPES) {
   for (const imat of [false, true]) {
-    test(`twin ${type}${imat ? ' with imatrix' : ''} equals libggml`, { skip: !available && 'ggml-golden missing' }, () => {
+    test(`twin ${type}${imat ? ' with imatrix' : ''} equals libggml`, { skip: !haveGolden && 'ggml-golden missing' }, () => {
       const failures: string[] = [];
       for (const c of cases) {
         const expected = goldenBlocks(c, type, imat);
@@ -25,7 +25,7 @@ for (const type of GGUF_QUANT_TYPES) {
   }
 }
 
-test('kernel equals libggml on every golden vector', { skip: !available && 'ggml-golden missing' }, async (t) => {
+test('kernel equals libggml on every golden vector', { skip: !haveGolden && 'ggml-golden missing' }, async (t) => {
   const { instantiateKernel } = await import('../../src/kernel/wasm');
   const { quantizeWithKernel } = await import('../../src/kernel/quantize');
   const kernel = instantiateKernel();
