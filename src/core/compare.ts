@@ -6,7 +6,7 @@
 import { dirname, join } from 'node:path';
 import { readFile } from 'node:fs/promises';
 import { throwIfAborted } from './errors';
-import { elementCount, metadataNumber, type ModelInfo, type TensorInfo } from './model';
+import { metadataNumber, type ModelInfo, type TensorInfo } from './model';
 import { describeTensor, detectScheme, hfRowToMetaRow, invertRowMap, type NameScheme } from './names';
 import type { FileAccess } from './readers/types';
 import { summarizeModel } from './summary';
@@ -160,7 +160,7 @@ export async function matchTensors(a: ModelInfo, b: ModelInfo): Promise<{ pairs:
       continue;
     }
     seen.add(k);
-    if (elementCount(ta.shape) !== elementCount(tb.shape) || ta.shape.join() !== tb.shape.join()) {
+    if (ta.shape.join() !== tb.shape.join()) {
       shapeMismatch.push(ta.name);
       continue;
     }
