@@ -10,38 +10,19 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Frame } from 'playwright-core';
-import { missingPrerequisite, outputDir, packageExtension, sharedModels, Workbench } from './harness';
+import { imageMagickMissing, missingPrerequisite, outputDir, packageExtension, paintedPixels, renderTextLines, selectValue, sharedModels, Workbench } from './harness';
 
 const LLM = 'stories260K-f32.gguf';
 const ONNX = 'ch_ppocr_mobile_v2.0_cls_infer.onnx';
-const LINES = ['the quick brown fox', 'jumps over a lazy dog', 'calibration line 42', 'hello world again', 'sixteen kilohertz', 'runtime in the web'];
-/** The part of a canvas element the pixel count below touches (this file is typed without the DOM). */
-interface Canvas2d {
-  width: number;
-  height: number;
-  getContext(kind: '2d'): { getImageData(x: number, y: number, w: number, h: number): { data: Uint8ClampedArray } } | null;
-}
-
-function hasImageMagick(): boolean {
-  try {
-    execFileSync('convert', ['-version'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 const skip = missingPrerequisite() ?? (existsSync(join(sharedModels, 'stories260K', LLM)) ? undefined : `${sharedModels}/stories260K is missing`);
 const onnxSkip = !existsSync(join(sharedModels, 'onnx', ONNX))
   ? `${sharedModels}/onnx/${ONNX} is missing`
-  : hasImageMagick()
-    ? undefined
-    : 'ImageMagick (convert) is missing: the test renders its calibration images with it (apt install imagemagick fonts-dejavu-core)';
+  : imageMagickMissing();
 
 describe('Activations view in VS Code', { skip }, () => {
   let scratch: string;
@@ -57,13 +38,7 @@ describe('Activations view in VS Code', { skip }, () => {
     if (!onnxSkip) {
       copyFileSync(join(sharedModels, 'onnx', ONNX), join(workspace, ONNX));
       images = join(scratch, 'lines');
-      mkdirSync(images);
-      LINES.forEach((text, i) => {
-        const out = join(images, `line${i + 1}.png`);
-        execFileSync('convert', ['-size', '192x48', 'xc:white', '-font', 'DejaVu-Sans', '-pointsize', '20', '-fill', 'black', '-annotate', '+5+32', text, out]);
-        // half of them upside down, so the orientation classifier's top-1 means something
-        if (i >= 3) execFileSync('convert', [out, '-rotate', '180', out]);
-      });
+      renderTextLines(images);
     }
     const vsix = await packageExtension(scratch);
     wb = await Workbench.start({ workspace, vsix: [vsix], outDir: outputDir('activations'), settings: { 'workbench.colorTheme': 'Default Dark Modern', 'quantlens.workers': 2 } });
@@ -75,42 +50,12 @@ describe('Activations view in VS Code', { skip }, () => {
     if (scratch) rmSync(scratch, { recursive: true, force: true });
   });
 
-  async function failureContext<T>(name: string, body: () => Promise<T>): Promise<T> {
-    try {
-      return await body();
-    } catch (err) {
-      await wb.screenshot(`failure-${name}`).catch(() => {});
-      throw new Error(`${(err as Error).message}\ncode-server output (tail):\n${wb.serverOutput().slice(-1500)}`);
-    }
-  }
-
-  /** The innermost frame of the webview that shows `testId` (several webviews are open side by side). */
-  async function frameWith(testId: string, timeoutMs = 30_000): Promise<Frame> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      for (const frame of wb.page.frames()) {
-        if (await frame.locator(`[data-testid="${testId}"]`).count().catch(() => 0)) return frame;
-      }
-      if (Date.now() > deadline) throw new Error(`no webview shows [data-testid="${testId}"]`);
-      await wb.page.waitForTimeout(250);
-    }
-  }
-
-  async function paintedPixels(frame: Frame, testId: string): Promise<number> {
-    const canvas = frame.locator(`canvas[data-testid="${testId}"]`);
-    await canvas.waitFor({ timeout: 30_000 });
-    return canvas.evaluate((c: Canvas2d) => {
-      const data = c.getContext('2d')!.getImageData(0, 0, c.width, c.height).data;
-      let n = 0;
-      for (let i = 3; i < data.length; i += 4) if (data[i] > 0) n++;
-      return n;
-    });
-  }
-
   async function assertPainted(frame: Frame, ids: string[]): Promise<Record<string, number>> {
     const out: Record<string, number> = {};
     for (const id of ids) {
-      out[id] = await paintedPixels(frame, id);
+      const canvas = frame.locator(`canvas[data-testid="${id}"]`);
+      await canvas.waitFor({ timeout: 30_000 });
+      out[id] = await paintedPixels(canvas);
       assert.ok(out[id] > 300, `${id} has ${out[id]} painted pixels`);
     }
     return out;
@@ -140,12 +85,12 @@ describe('Activations view in VS Code', { skip }, () => {
   }
 
   test('LLM: calibrate stories260K from the inspector title bar, histograms drawn', async () => {
-    await failureContext('llm', async () => {
+    await wb.failureContext('llm', async () => {
       const { page } = wb;
       await wb.openFile(LLM);
       await wb.webview().locator('[data-testid="tensor-count"]').waitFor({ timeout: 30_000 });
       await page.locator('.editor-actions a.action-label[aria-label*="Show Activations"]').first().click();
-      const frame = await frameWith('calibration-form');
+      const frame = await wb.frameShowing('[data-testid="calibration-form"]');
       assert.match((await frame.locator('h1').textContent()) ?? '', /Activations: stories260K-f32\.gguf/);
       await wb.screenshot('dark-llm-form-beside-inspector');
       const status = await runAndWait(frame, 120_000);
@@ -178,30 +123,19 @@ describe('Activations view in VS Code', { skip }, () => {
   });
 
   test('ONNX: folder of images → calibrate → histograms → quantize → evaluate → compare', { skip: onnxSkip }, async () => {
-    await failureContext('onnx', async () => {
+    await wb.failureContext('onnx', async () => {
       const { page } = wb;
       await wb.runCommand('View: Show Explorer');
-      const row = page.locator('.explorer-folders-view .monaco-list-row', { hasText: ONNX }).first();
-      await row.click({ button: 'right' });
-      const item = page.locator('.monaco-menu .action-label', { hasText: 'Show Activations' }).first();
-      await item.hover();
-      await page.waitForTimeout(200);
-      await page.keyboard.press('Enter');
-      const frame = await frameWith('model-inputs');
+      await wb.runContextMenuItem(page.locator('.explorer-folders-view .monaco-list-row', { hasText: ONNX }).first(), 'Show Activations');
+      const frame = await wb.frameShowing('[data-testid="model-inputs"]');
       assert.match((await frame.locator('[data-testid="model-inputs"]').textContent()) ?? '', /x.*float32.*p2o\.DynamicDimension\.1/);
 
       // synthetic inputs come with the weaker-proxy notice
       const source = frame.locator('[data-testid="source-select"]');
-      await source.evaluate((el: { value: string; dispatchEvent(e: unknown): boolean }) => {
-        el.value = 'synthetic';
-        el.dispatchEvent(new (globalThis as unknown as { Event: new (t: string) => unknown }).Event('change'));
-      });
+      await selectValue(source, 'synthetic');
       await frame.locator('[data-testid="synthetic-notice"]').waitFor({ state: 'visible' });
       assert.match((await frame.locator('[data-testid="synthetic-notice"]').textContent()) ?? '', /weaker proxy/);
-      await source.evaluate((el: { value: string; dispatchEvent(e: unknown): boolean }) => {
-        el.value = 'images';
-        el.dispatchEvent(new (globalThis as unknown as { Event: new (t: string) => unknown }).Event('change'));
-      });
+      await selectValue(source, 'images');
 
       await frame.locator('[data-testid="path-field"] input').fill(images);
       await frame.locator('[data-testid="dim-p2o.DynamicDimension.1"] input').fill('48');
@@ -261,7 +195,7 @@ describe('Activations view in VS Code', { skip }, () => {
       await wb.screenshot('dark-onnx-sidebar-outputs');
 
       await frame.locator('[data-testid="action-compare"]').click();
-      const compare = await frameWith('compare-table', 30_000);
+      const compare = await wb.frameShowing('[data-testid="compare-table"]');
       await compare.locator('[data-testid="compare-status"][data-state="done"]').waitFor({ timeout: 60_000 });
       const rows = await compare.locator('[data-testid="compare-table"] tbody tr').count();
       assert.ok(rows > 50, `${rows} matched tensors`);

@@ -11,33 +11,20 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Frame } from 'playwright-core';
 import { quantizeOnnx } from '../../src/core/onnx/quantize';
 import { emptyGraph, NO_SOURCE, onnxNode, onnxTensor, onnxValueInfo, OnnxDataType, writeOnnxModel } from '../../src/core/readers/onnx';
-import { missingPrerequisite, outputDir, packageExtension, sharedModels, Workbench } from './harness';
+import { imageMagickMissing, missingPrerequisite, outputDir, packageExtension, renderTextLines, selectValue, sharedModels, Workbench } from './harness';
 
 const ONNX = 'ch_ppocr_mobile_v2.0_cls_infer.onnx';
-const LINES = ['the quick brown fox', 'jumps over a lazy dog', 'calibration line 42', 'hello world again', 'sixteen kilohertz', 'runtime in the web'];
-
-function hasImageMagick(): boolean {
-  try {
-    execFileSync('convert', ['-version'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 const skip = missingPrerequisite();
 const ppocrSkip = !existsSync(join(sharedModels, 'onnx', ONNX))
   ? `${sharedModels}/onnx/${ONNX} is missing`
-  : hasImageMagick()
-    ? undefined
-    : 'ImageMagick (convert) is missing: the test renders its calibration images with it (apt install imagemagick fonts-dejavu-core)';
+  : imageMagickMissing();
 
 /** x [batch, 64] → MatMul [64, 48] → Relu → MatMul [48, 10]: a classifier-shaped output. */
 async function writeMlp(path: string): Promise<void> {
@@ -72,13 +59,7 @@ describe('Comparison of two ONNX models: weights and outputs', { skip }, () => {
       copyFileSync(join(sharedModels, 'onnx', ONNX), join(workspace, ONNX));
       await quantizeOnnx(join(workspace, ONNX), join(workspace, 'ppocr-int8-qdq.onnx'), { type: 'int8-qdq' });
       images = join(scratch, 'lines');
-      mkdirSync(images);
-      LINES.forEach((text, i) => {
-        const out = join(images, `line${i + 1}.png`);
-        execFileSync('convert', ['-size', '192x48', 'xc:white', '-font', 'DejaVu-Sans', '-pointsize', '20', '-fill', 'black', '-annotate', '+5+32', text, out]);
-        // half of them upside down, so the orientation classifier's top-1 means something
-        if (i >= 3) execFileSync('convert', [out, '-rotate', '180', out]);
-      });
+      renderTextLines(images);
     }
     const vsix = await packageExtension(scratch);
     wb = await Workbench.start({ workspace, vsix: [vsix], outDir: outputDir('compare-outputs'), settings: { 'workbench.colorTheme': 'Default Dark Modern', 'quantlens.workers': 2 } });
@@ -90,27 +71,6 @@ describe('Comparison of two ONNX models: weights and outputs', { skip }, () => {
     if (scratch) rmSync(scratch, { recursive: true, force: true });
   });
 
-  async function failureContext<T>(name: string, body: () => Promise<T>): Promise<T> {
-    try {
-      return await body();
-    } catch (err) {
-      await wb.screenshot(`failure-${name}`).catch(() => {});
-      throw new Error(`${(err as Error).message}\ncode-server output (tail):\n${wb.serverOutput().slice(-1500)}`);
-    }
-  }
-
-  /** The innermost frame of the webview whose heading names `title` (several comparisons stay open). */
-  async function compareFrame(title: string, timeoutMs = 30_000): Promise<Frame> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      for (const frame of wb.page.frames()) {
-        if (await frame.locator('h1', { hasText: title }).count().catch(() => 0)) return frame;
-      }
-      if (Date.now() > deadline) throw new Error(`no comparison titled ${title}`);
-      await wb.page.waitForTimeout(250);
-    }
-  }
-
   /** Selects `first` then `second` in the explorer and runs Compare Checkpoints from the context menu. */
   async function compareInExplorer(first: string, second: string): Promise<Frame> {
     const { page } = wb;
@@ -121,12 +81,9 @@ describe('Comparison of two ONNX models: weights and outputs', { skip }, () => {
     await page.waitForTimeout(1500);
     await row(second).click({ modifiers: ['Control'] });
     await page.locator('.explorer-folders-view .monaco-list-row.selected').nth(1).waitFor({ timeout: 5_000 });
-    await row(second).click({ button: 'right' });
-    const item = page.locator('.monaco-menu .action-label', { hasText: 'Compare Checkpoints' }).first();
-    await item.hover();
-    await page.waitForTimeout(200);
-    await page.keyboard.press('Enter');
-    const frame = await compareFrame(`${first} ↔ ${second}`);
+    await wb.runContextMenuItem(row(second), 'Compare Checkpoints');
+    // several comparisons stay open: the one whose heading names both files
+    const frame = await wb.frameShowing('h1', `${first} ↔ ${second}`);
     await frame.locator('[data-testid="compare-status"][data-state="done"]').waitFor({ timeout: 60_000 });
     return frame;
   }
@@ -147,7 +104,7 @@ describe('Comparison of two ONNX models: weights and outputs', { skip }, () => {
   }
 
   test('MLP ↔ its int4 MatMulNBits copy: every weight matched, outputs on synthetic inputs by themselves', async () => {
-    await failureContext('mlp', async () => {
+    await wb.failureContext('mlp', async () => {
       const frame = await compareInExplorer('mlp.onnx', 'mlp-int4.onnx');
       const rows = frame.locator('[data-testid="compare-table"] tbody tr');
       assert.equal(await rows.count(), 2);
@@ -173,7 +130,7 @@ describe('Comparison of two ONNX models: weights and outputs', { skip }, () => {
   });
 
   test('ch_ppocr ↔ its int8 QDQ copy: dims and a folder of text lines in the Outputs section', { skip: ppocrSkip }, async () => {
-    await failureContext('ppocr', async () => {
+    await wb.failureContext('ppocr', async () => {
       const frame = await compareInExplorer(ONNX, 'ppocr-int8-qdq.onnx');
       const rows = await frame.locator('[data-testid="compare-table"] tbody tr').count();
       assert.equal(rows, 250, 'every tensor of the float model matched');
@@ -182,11 +139,7 @@ describe('Comparison of two ONNX models: weights and outputs', { skip }, () => {
 
       // symbolic dims: nothing runs by itself; synthetic is preselected with its notice
       assert.equal(await frame.locator('[data-testid="outputs-table"]').count(), 0);
-      const source = frame.locator('[data-testid="outputs-source"]');
-      await source.evaluate((el: { value: string; dispatchEvent(e: unknown): boolean }) => {
-        el.value = 'images';
-        el.dispatchEvent(new (globalThis as unknown as { Event: new (t: string) => unknown }).Event('change'));
-      });
+      await selectValue(frame.locator('[data-testid="outputs-source"]'), 'images');
       await frame.locator('[data-testid="outputs-path"] input').fill(images);
       await frame.locator('[data-testid="outputs-resize"]').evaluate((el: { value: string }) => {
         el.value = 'pad';

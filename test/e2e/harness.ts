@@ -3,10 +3,11 @@
  * 127.0.0.1, driven by Debian's Chromium through playwright-core (../shared/docs/E2E.md).
  * scripts/setup-e2e.sh installs code-server; scripts/code-server.ts starts it.
  */
+import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { chromium, type Browser, type FrameLocator, type Page } from 'playwright-core';
+import { chromium, type Browser, type Frame, type FrameLocator, type Locator, type Page } from 'playwright-core';
 import { codeServerInstalled, createProfile, installExtension, repoRoot, startCodeServer, type CodeServer } from '../../scripts/code-server';
 
 export { packageExtension, repoRoot } from '../../scripts/code-server';
@@ -39,6 +40,57 @@ export function outputDir(testName: string): string {
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
   return dir;
+}
+
+/** The part of a canvas element `paintedPixels` touches (test files are typed without the DOM). */
+interface Canvas2d {
+  width: number;
+  height: number;
+  getContext(kind: '2d'): { getImageData(x: number, y: number, w: number, h: number): { data: Uint8ClampedArray } } | null;
+}
+
+/** How many pixels of a canvas are not transparent: a chart drew something. */
+export function paintedPixels(canvas: Locator): Promise<number> {
+  return canvas.evaluate((c: Canvas2d) => {
+    const data = c.getContext('2d')!.getImageData(0, 0, c.width, c.height).data;
+    let n = 0;
+    for (let i = 3; i < data.length; i += 4) if (data[i] > 0) n++;
+    return n;
+  });
+}
+
+/** Sets a select element's value and fires `change`, as picking that option does. */
+export async function selectValue(select: Locator, value: string): Promise<void> {
+  await select.evaluate((el: { value: string; dispatchEvent(e: unknown): boolean }, v) => {
+    el.value = v;
+    el.dispatchEvent(new (globalThis as unknown as { Event: new (t: string) => unknown }).Event('change'));
+  }, value);
+}
+
+/** Why `renderTextLines` cannot run here, or undefined when it can. */
+export function imageMagickMissing(): string | undefined {
+  try {
+    execFileSync('convert', ['-version'], { stdio: 'ignore' });
+    return undefined;
+  } catch {
+    return 'ImageMagick (convert) is missing: the test renders its calibration images with it (apt install imagemagick fonts-dejavu-core)';
+  }
+}
+
+const TEXT_LINES = ['the quick brown fox', 'jumps over a lazy dog', 'calibration line 42', 'hello world again', 'sixteen kilohertz', 'runtime in the web'];
+
+/**
+ * Six text lines rendered by ImageMagick as 192×48 PNG files line1..6.png in `dir` (created):
+ * calibration images for ch_ppocr's orientation classifier.
+ */
+export function renderTextLines(dir: string): void {
+  mkdirSync(dir);
+  TEXT_LINES.forEach((text, i) => {
+    const out = join(dir, `line${i + 1}.png`);
+    execFileSync('convert', ['-size', '192x48', 'xc:white', '-font', 'DejaVu-Sans', '-pointsize', '20', '-fill', 'black', '-annotate', '+5+32', text, out]);
+    // half of them upside down, so the orientation classifier's top-1 means something
+    if (i >= 3) execFileSync('convert', [out, '-rotate', '180', out]);
+  });
 }
 
 export interface StartOptions {
@@ -98,6 +150,16 @@ export class Workbench {
     return this.server.output();
   }
 
+  /** Runs `body`; when it fails, saves a screenshot failure-<name> and adds code-server's last output to the error. */
+  async failureContext<T>(name: string, body: () => Promise<T>): Promise<T> {
+    try {
+      return await body();
+    } catch (err) {
+      await this.screenshot(`failure-${name}`).catch(() => {});
+      throw new Error(`${(err as Error).message}\ncode-server output (tail):\n${this.serverOutput().slice(-1500)}`);
+    }
+  }
+
   /**
    * Moves keyboard focus from a webview back to the workbench: keys pressed while a webview's
    * input has focus stay inside its iframe.
@@ -146,6 +208,16 @@ export class Workbench {
     }
   }
 
+  /** Right-clicks `row` (in the explorer) and runs the context menu's item `itemLabel`. */
+  async runContextMenuItem(row: Locator, itemLabel: string): Promise<void> {
+    const { page } = this;
+    await row.click({ button: 'right' });
+    // the context menu acts on mouse up after its opening animation: hover the item, then Enter
+    await page.locator('.monaco-menu .action-label', { hasText: itemLabel }).first().hover();
+    await page.waitForTimeout(200);
+    await page.keyboard.press('Enter');
+  }
+
   /** Opens a workspace file through Quick Open (Ctrl+P), as a user would; returns when Enter was pressed (epoch ms). */
   async openFile(name: string): Promise<number> {
     const { page } = this;
@@ -185,6 +257,21 @@ export class Workbench {
   /** The content frame of the visible webview (two iframes deep, E2E.md step 10). */
   webview(): FrameLocator {
     return this.page.locator('iframe.webview.ready').filter({ visible: true }).first().contentFrame().frameLocator('#active-frame');
+  }
+
+  /**
+   * The innermost frame of the webview that shows `selector` (with `hasText`, if given), for when
+   * several webviews are open side by side.
+   */
+  async frameShowing(selector: string, hasText?: string, timeoutMs = 30_000): Promise<Frame> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      for (const frame of this.page.frames()) {
+        if (await frame.locator(selector, { hasText }).count().catch(() => 0)) return frame;
+      }
+      if (Date.now() > deadline) throw new Error(`no webview shows ${selector}${hasText ? ` with the text ${hasText}` : ''}`);
+      await this.page.waitForTimeout(250);
+    }
   }
 
   /** Saves a screenshot of the whole page as NN-name.png in the test's output folder; returns its path. */

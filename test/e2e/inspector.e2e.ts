@@ -12,7 +12,7 @@ import { basename, join } from 'node:path';
 import type { FrameLocator } from 'playwright-core';
 import { openModel } from '../../src/core/readers';
 import { safetensorsBytes } from '../fixtures/safetensors-builder';
-import { missingPrerequisite, outputDir, packageExtension, repoRoot, sharedModels, Workbench } from './harness';
+import { missingPrerequisite, outputDir, packageExtension, paintedPixels, repoRoot, sharedModels, Workbench } from './harness';
 import { formatTimings, openAndTime } from './inspector-timing';
 
 /** The browser's clipboard, as seen from code run in the page (node code has no DOM types). */
@@ -84,26 +84,6 @@ describe('inspector in VS Code (code-server + Chromium)', { skip }, () => {
     if (scratch) rmSync(scratch, { recursive: true, force: true });
   });
 
-  async function failureContext<T>(name: string, body: () => Promise<T>): Promise<T> {
-    try {
-      return await body();
-    } catch (err) {
-      await wb.screenshot(`failure-${name}`).catch(() => {});
-      throw new Error(`${(err as Error).message}\ncode-server output (tail):\n${wb.serverOutput().slice(-1500)}`);
-    }
-  }
-
-  async function paintedPixels(view: FrameLocator, selector: string): Promise<number> {
-    return view.locator(selector).evaluate((el) => {
-      type Canvas = { width: number; height: number; getContext(kind: '2d'): { getImageData(x: number, y: number, w: number, h: number): { data: Uint8ClampedArray } } };
-      const canvas = el as unknown as Canvas;
-      const data = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
-      let n = 0;
-      for (let i = 3; i < data.length; i += 4) if (data[i] > 0) n++;
-      return n;
-    });
-  }
-
   async function tensorCount(view: FrameLocator): Promise<string | undefined> {
     const cell = view.locator('[data-testid="tensor-count"]');
     await cell.waitFor({ timeout: 30_000 });
@@ -111,7 +91,7 @@ describe('inspector in VS Code (code-server + Chromium)', { skip }, () => {
   }
 
   test('opens safetensors, GGUF, ONNX and PyTorch and shows each tensor count', async (t) => {
-    await failureContext('formats', async () => {
+    await wb.failureContext('formats', async () => {
       for (const [file, tensors] of expected) {
         const opened = Date.now();
         await wb.openFile(file);
@@ -132,7 +112,7 @@ describe('inspector in VS Code (code-server + Chromium)', { skip }, () => {
   });
 
   test('100,000-tensor GGUF: first table page quickly, filter and sort on the host', async (t) => {
-    await failureContext('many-tensors', async () => {
+    await wb.failureContext('many-tensors', async () => {
       // first open (the extension may activate), then a second one of the same file
       const first = await openAndTime(wb, 'many-tensors.gguf');
       await wb.closeAllEditors();
@@ -156,7 +136,7 @@ describe('inspector in VS Code (code-server + Chromium)', { skip }, () => {
   });
 
   test('layer 2 → ffn_down: statistics equal the CLI, histogram drawn, Analyze All completes; dark and light themes', async () => {
-    await failureContext('tensor-view', async () => {
+    await wb.failureContext('tensor-view', async () => {
       await wb.openFile('model.safetensors');
       const view = wb.webview();
       await tensorCount(view);
@@ -177,21 +157,14 @@ describe('inspector in VS Code (code-server + Chromium)', { skip }, () => {
         const shown = await view.locator(`[data-testid="stat-${key}"]`).getAttribute('data-value');
         assert.equal(shown, String(cli[key]), `${key}: webview ${shown}, CLI ${cli[key]}`);
       }
-      const painted = await view.locator('canvas[data-testid="histogram"]').evaluate((el) => {
-        type Canvas = { width: number; height: number; getContext(kind: '2d'): { getImageData(x: number, y: number, w: number, h: number): { data: Uint8ClampedArray } } };
-        const canvas = el as unknown as Canvas;
-        const data = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
-        let n = 0;
-        for (let i = 3; i < data.length; i += 4) if (data[i] > 0) n++;
-        return n;
-      });
+      const painted = await paintedPixels(view.locator('canvas[data-testid="histogram"]'));
       assert.ok(painted > 500, `histogram canvas has ${painted} painted pixels`);
 
       // the strip across layers: ffn_down of all 5 layers, their statistics computed in the pool
       await view.locator('[data-testid="strip-odd"]').waitFor({ timeout: 60_000 });
       assert.match((await view.locator('[data-testid="role-strip"] h3').textContent()) ?? '', /model\.layers\.\{N\}\.mlp\.down_proj\.weight/);
       for (const metric of ['absMax', 'std', 'kurtosis', 'outlierShare']) {
-        assert.ok((await paintedPixels(view, `canvas[data-testid="strip-${metric}"]`)) > 100, `strip ${metric} drawn`);
+        assert.ok((await paintedPixels(view.locator(`canvas[data-testid="strip-${metric}"]`))) > 100, `strip ${metric} drawn`);
       }
       await wb.screenshot('dark-tensor-view');
 
@@ -215,7 +188,7 @@ describe('inspector in VS Code (code-server + Chromium)', { skip }, () => {
   });
 
   test('the odd layer stands out in the strip across layers; a click opens its tensor', async () => {
-    await failureContext('odd-layer', async () => {
+    await wb.failureContext('odd-layer', async () => {
       await wb.openFile('odd-layer.safetensors');
       const view = wb.webview();
       await tensorCount(view);
@@ -234,7 +207,7 @@ describe('inspector in VS Code (code-server + Chromium)', { skip }, () => {
   });
 
   test('Reveal Tensor selects the tensor; Copy Tensor Stats as JSON puts its statistics on the clipboard', async () => {
-    await failureContext('reveal-copy', async () => {
+    await wb.failureContext('reveal-copy', async () => {
       await wb.focusWorkbench();
       await wb.page.keyboard.press('Control+Alt+Shift+R');
       const view = wb.webview();
@@ -262,7 +235,7 @@ describe('inspector in VS Code (code-server + Chromium)', { skip }, () => {
   });
 
   test('Analyze All on the 100k GGUF: the large-model confirmation, then cancelling a running analysis', async () => {
-    await failureContext('analyze-cancel', async () => {
+    await wb.failureContext('analyze-cancel', async () => {
       const { page } = wb;
       await wb.openFile('many-tensors.gguf');
       const view = wb.webview();
@@ -306,7 +279,7 @@ describe('inspector in VS Code (code-server + Chromium)', { skip }, () => {
     ['hc-light', 'Default High Contrast Light', 'hc-light'],
   ] as const) {
     test(`every view in the ${theme} theme (screenshots)`, async () => {
-      await failureContext(`theme-${theme}`, async () => {
+      await wb.failureContext(`theme-${theme}`, async () => {
         await wb.setColorTheme(label, bodyClass);
         await wb.openFile('model.safetensors');
         const view = wb.webview();
@@ -331,7 +304,7 @@ describe('inspector in VS Code (code-server + Chromium)', { skip }, () => {
   }
 
   test('a truncated file shows the typed error with Reopen with Text Editor', async () => {
-    await failureContext('error', async () => {
+    await wb.failureContext('error', async () => {
       await wb.openFile('truncated.safetensors');
       const view = wb.webview();
       await view.locator('[data-testid="error-panel"]').waitFor({ timeout: 30_000 });

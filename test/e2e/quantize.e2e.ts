@@ -11,17 +11,11 @@ import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFile
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { llamaTensors, writeSafetensorsModel } from '../../src/core/generate';
-import { missingPrerequisite, outputDir, packageExtension, sharedModels, Workbench } from './harness';
+import { missingPrerequisite, outputDir, packageExtension, paintedPixels, sharedModels, Workbench } from './harness';
 
 const MODEL = 'stories260K-f32.gguf';
 /** Big enough that quantizing takes a few seconds on 2 cores: about 52 M parameters in F16. */
 const LONG_SHAPE = { hidden: 768, ffn: 2048, layers: 6, heads: 12, kvHeads: 4, vocab: 8192 };
-/** The part of a canvas element the pixel count below touches (this file is typed without the DOM). */
-interface Canvas2d {
-  width: number;
-  height: number;
-  getContext(kind: '2d'): { getImageData(x: number, y: number, w: number, h: number): { data: Uint8ClampedArray } } | null;
-}
 
 const skip = missingPrerequisite() ?? (existsSync(join(sharedModels, 'stories260K', MODEL)) ? undefined : `${sharedModels}/stories260K is missing`);
 
@@ -60,15 +54,6 @@ describe('Quantize and Compare in VS Code', { skip }, () => {
     if (scratch) rmSync(scratch, { recursive: true, force: true });
   });
 
-  async function failureContext<T>(name: string, body: () => Promise<T>): Promise<T> {
-    try {
-      return await body();
-    } catch (err) {
-      await wb.screenshot(`failure-${name}`).catch(() => {});
-      throw new Error(`${(err as Error).message}\ncode-server output (tail):\n${wb.serverOutput().slice(-1500)}`);
-    }
-  }
-
   /** Explorer → right-click `file` (in `folder` if given) → Quantize… → pick `type` → accept the default output. */
   async function quantizeFromExplorer(file: string, type: string, folder?: string): Promise<void> {
     const { page } = wb;
@@ -77,13 +62,7 @@ describe('Quantize and Compare in VS Code', { skip }, () => {
       const dir = page.locator('.explorer-folders-view .monaco-list-row', { hasText: folder }).first();
       if ((await dir.getAttribute('aria-expanded')) !== 'true') await dir.click();
     }
-    const row = page.locator('.explorer-folders-view .monaco-list-row', { hasText: file }).first();
-    await row.click({ button: 'right' });
-    // the context menu acts on mouse up after its opening animation: hover the item, then Enter
-    const item = page.locator('.monaco-menu .action-label', { hasText: 'Quantize…' }).first();
-    await item.hover();
-    await page.waitForTimeout(200);
-    await page.keyboard.press('Enter');
+    await wb.runContextMenuItem(page.locator('.explorer-folders-view .monaco-list-row', { hasText: file }).first(), 'Quantize…');
     const input = page.locator('.quick-input-widget input');
     await input.waitFor({ state: 'visible' });
     await input.fill(type);
@@ -109,7 +88,7 @@ describe('Quantize and Compare in VS Code', { skip }, () => {
   }
 
   test('Quantize → Q4_K_M → Open: the output is llama-quantize’s file', async () => {
-    await failureContext('q4km', async () => {
+    await wb.failureContext('q4km', async () => {
       await quantizeFromExplorer(MODEL, 'Q4_K_M');
       const done = toast('wrote stories260K-f32-Q4_K_M.gguf');
       await done.waitFor({ timeout: 60_000 });
@@ -126,7 +105,7 @@ describe('Quantize and Compare in VS Code', { skip }, () => {
   });
 
   test('Quantize → Q8_0 → Compare with Original: table and histograms', async () => {
-    await failureContext('compare', async () => {
+    await wb.failureContext('compare', async () => {
       await clearNotifications();
       await quantizeFromExplorer(MODEL, 'Q8_0');
       const done = toast('wrote stories260K-f32-Q8_0.gguf');
@@ -145,12 +124,7 @@ describe('Quantize and Compare in VS Code', { skip }, () => {
       for (const id of ['histogram-overlay', 'histogram-error']) {
         const canvas = view.locator(`canvas[data-testid="${id}"]`);
         await canvas.waitFor({ timeout: 30_000 });
-        const painted = await canvas.evaluate((c: Canvas2d) => {
-          const data = c.getContext('2d')!.getImageData(0, 0, c.width, c.height).data;
-          let n = 0;
-          for (let i = 3; i < data.length; i += 4) if (data[i] > 0) n++;
-          return n;
-        });
+        const painted = await paintedPixels(canvas);
         assert.ok(painted > 300, `${id} has ${painted} painted pixels`);
       }
       await wb.screenshot('dark-compare');
@@ -162,7 +136,7 @@ describe('Quantize and Compare in VS Code', { skip }, () => {
   });
 
   test('cancelling a long quantize leaves no output and no temp file', async () => {
-    await failureContext('cancel', async () => {
+    await wb.failureContext('cancel', async () => {
       await clearNotifications();
       const before = readdirSync(join(workspace, 'long')).sort();
       await quantizeFromExplorer('model.safetensors', 'Q4_K_M', 'long');
@@ -179,7 +153,7 @@ describe('Quantize and Compare in VS Code', { skip }, () => {
   });
 
   test('a read-only folder gives a clear error', async () => {
-    await failureContext('readonly', async () => {
+    await wb.failureContext('readonly', async () => {
       await clearNotifications();
       await quantizeFromExplorer('locked.gguf', 'Q8_0', 'readonly');
       const error = toast('locked.gguf was not quantized');

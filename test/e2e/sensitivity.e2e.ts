@@ -8,15 +8,9 @@ import assert from 'node:assert/strict';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { missingPrerequisite, outputDir, packageExtension, sharedModels, Workbench } from './harness';
+import { missingPrerequisite, outputDir, packageExtension, paintedPixels, sharedModels, Workbench } from './harness';
 
 const MODEL = 'stories260K-f32.gguf';
-/** The part of a canvas element the pixel count below touches (this file is typed without the DOM). */
-interface Canvas2d {
-  width: number;
-  height: number;
-  getContext(kind: '2d'): { getImageData(x: number, y: number, w: number, h: number): { data: Uint8ClampedArray } } | null;
-}
 
 const skip = missingPrerequisite() ?? (existsSync(join(sharedModels, 'stories260K', MODEL)) ? undefined : `${sharedModels}/stories260K is missing`);
 
@@ -40,15 +34,6 @@ describe('sensitivity sidebar and plan panel in VS Code', { skip }, () => {
     if (scratch) rmSync(scratch, { recursive: true, force: true });
   });
 
-  async function failureContext<T>(name: string, body: () => Promise<T>): Promise<T> {
-    try {
-      return await body();
-    } catch (err) {
-      await wb.screenshot(`failure-${name}`).catch(() => {});
-      throw new Error(`${(err as Error).message}\ncode-server output (tail):\n${wb.serverOutput().slice(-1500)}`);
-    }
-  }
-
   /** Clicks an action of the QuantLens sidebar's title bar by its label. */
   async function sidebarAction(label: string): Promise<void> {
     const action = wb.page.locator(`.sidebar .title-actions a.action-label[aria-label="${label}"], .sidebar .pane-header .actions a.action-label[aria-label="${label}"]`).first();
@@ -57,7 +42,7 @@ describe('sensitivity sidebar and plan panel in VS Code', { skip }, () => {
   }
 
   test('sweep, budget, bit map, llama recipe', async () => {
-    await failureContext('sensitivity', async () => {
+    await wb.failureContext('sensitivity', async () => {
       const { page } = wb;
       await wb.openFile(MODEL);
       await wb.webview().locator('[data-testid="tensor-count"]').waitFor({ timeout: 30_000 });
@@ -95,12 +80,7 @@ describe('sensitivity sidebar and plan panel in VS Code', { skip }, () => {
       const figures = await plan.locator('[data-testid="plan-figures"]').textContent();
       assert.match(figures ?? '', /Plan: 1[12]\.\d+ bits per weight/);
       await plan.locator('[data-testid="quantize-with-plan"]').waitFor();
-      const painted = await plan.locator('canvas[data-testid="frontier-chart"]').evaluate((canvas: Canvas2d) => {
-        const data = canvas.getContext('2d')!.getImageData(0, 0, canvas.width, canvas.height).data;
-        let n = 0;
-        for (let i = 3; i < data.length; i += 4) if (data[i] > 0) n++;
-        return n;
-      });
+      const painted = await paintedPixels(plan.locator('canvas[data-testid="frontier-chart"]'));
       assert.ok(painted > 500, `trade-off chart has ${painted} painted pixels`);
       await wb.screenshot('dark-plan-panel');
 
