@@ -25,12 +25,12 @@ export interface StatsOptions {
 }
 
 /** A job's input and the dtype its bytes hold (quantized layouts are dequantized here to F32). */
-async function inputOf(model: ModelInfo, tensor: TensorInfo, files: FileAccess): Promise<{ input: ByteInput; dtype: DType; transfer?: ArrayBuffer[] }> {
+async function inputOf(model: ModelInfo, tensor: TensorInfo, files: FileAccess, signal?: AbortSignal): Promise<{ input: ByteInput; dtype: DType; transfer?: ArrayBuffer[] }> {
   if (tensor.encoding === 'raw') return { input: { file: tensor.file, offset: tensor.byteOffset, length: tensor.byteLength }, dtype: tensor.dtype };
   if (tensor.encoding === 'quantized') {
     const values = new Float32Array(elementCount(tensor.shape));
     let at = 0;
-    for await (const chunk of tensorRowsF32(model, tensor, files)) {
+    for await (const chunk of tensorRowsF32(model, tensor, files, { signal })) {
       values.set(chunk.values, at);
       at += chunk.values.length;
     }
@@ -70,7 +70,7 @@ export async function computeTensorStats(pool: KernelPool, model: ModelInfo, ten
         const jobs = await Promise.all(
           unit.map(async (i) => {
             const tensor = tensors[i]!;
-            const { input, dtype, transfer } = await inputOf(model, tensor, files);
+            const { input, dtype, transfer } = await inputOf(model, tensor, files, options.signal);
             return { item: { name: tensor.name, dtype, count: elementCount(tensor.shape), input, bins }, transfer: transfer ?? [] };
           }),
         );
@@ -125,6 +125,6 @@ export async function computeAbsMaxProfile(pool: KernelPool, model: ModelInfo, t
   const rows = tensor.shape.length === 0 ? 1 : tensor.shape[0]!;
   const count = elementCount(tensor.shape);
   const cols = rows === 0 ? 0 : count / rows;
-  const { input, dtype, transfer } = await inputOf(model, tensor, options.files ?? nodeFileAccess);
+  const { input, dtype, transfer } = await inputOf(model, tensor, options.files ?? nodeFileAccess, options.signal);
   return pool.run('absMaxProfile', { name: tensor.name, dtype, rows, cols, input }, { signal: options.signal, transfer, onProgress: options.onProgress });
 }
