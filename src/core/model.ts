@@ -133,7 +133,8 @@ export interface ModelInfo {
 
 /** A numeric metadata value as a number (64-bit integers converted); undefined when absent or not a number. */
 export function metadataNumber(metadata: Record<string, MetadataValue>, key: string): number | undefined {
-  const v = metadata[key];
+  // Own keys only: a file's key must not reach Object.prototype's members.
+  const v = Object.prototype.hasOwnProperty.call(metadata, key) ? metadata[key] : undefined;
   return v && (typeof v.value === 'number' || typeof v.value === 'bigint') ? Number(v.value) : undefined;
 }
 

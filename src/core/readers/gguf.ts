@@ -18,7 +18,7 @@ import {
   MAX_SHARDS,
   SHARD_OPEN_CONCURRENCY,
 } from '../limits';
-import { setOwn, type Diagnostic, type MetadataType, type MetadataValue, type ModelInfo, type TensorInfo } from '../model';
+import { metadataNumber, setOwn, type Diagnostic, type MetadataType, type MetadataValue, type ModelInfo, type TensorInfo } from '../model';
 import {
   GGUF_ALIGNMENT_KEY,
   GGUF_DEFAULT_ALIGNMENT,
@@ -492,14 +492,6 @@ function splitPath(dir: string, prefix: string, no: number, count: number): stri
   return join(dir, `${prefix}-${String(no).padStart(5, '0')}-of-${String(count).padStart(5, '0')}.gguf`);
 }
 
-function metaNumber(metadata: Record<string, MetadataValue>, key: string): number | undefined {
-  if (!Object.prototype.hasOwnProperty.call(metadata, key)) return undefined;
-  const v = metadata[key]!;
-  if (typeof v.value === 'number') return v.value;
-  if (typeof v.value === 'bigint') return Number(v.value);
-  return undefined;
-}
-
 async function readOne(path: string, files: FileAccess, options: ReadOptions): Promise<GgufHeader> {
   const src = await files.open(path);
   try {
@@ -518,7 +510,7 @@ async function readOne(path: string, files: FileAccess, options: ReadOptions): P
 export async function readGguf(path: string, files: FileAccess, options: ReadOptions = {}): Promise<ModelInfo> {
   throwIfAborted(options.signal);
   const first = await readOne(path, files, options);
-  const count = metaNumber(first.metadata, 'split.count');
+  const count = metadataNumber(first.metadata, 'split.count');
   const match = SPLIT_NAME.exec(basename(path));
   if (count === undefined || count <= 1) {
     return { format: 'gguf', files: [path], metadata: first.metadata, tensors: first.tensors, diagnostics: first.diagnostics };
@@ -552,11 +544,11 @@ export async function readGguf(path: string, files: FileAccess, options: ReadOpt
   const seen = new Map<string, string>();
   headers.forEach((h, i) => {
     const p = paths[i]!;
-    const no = metaNumber(h.metadata, 'split.no');
+    const no = metadataNumber(h.metadata, 'split.no');
     if (no !== i) {
       throw new QuantLensError('INVALID_HEADER', `split.no is ${no ?? 'missing'}, the file name says shard ${i + 1} (split.no ${i})`, { file: p });
     }
-    const c = metaNumber(h.metadata, 'split.count');
+    const c = metadataNumber(h.metadata, 'split.count');
     if (c !== count) {
       throw new QuantLensError('INVALID_HEADER', `split.count is ${c ?? 'missing'}, the first shard says ${count}`, { file: p });
     }
@@ -569,7 +561,7 @@ export async function readGguf(path: string, files: FileAccess, options: ReadOpt
     diagnostics.push(...h.diagnostics);
   });
   const metadata = headers[0]!.metadata;
-  const declared = metaNumber(metadata, 'split.tensors.count');
+  const declared = metadataNumber(metadata, 'split.tensors.count');
   if (declared !== undefined && declared !== tensors.length) {
     diagnostics.push({
       severity: 'warning',
