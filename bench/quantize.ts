@@ -1,4 +1,4 @@
-import { DTYPES } from '../src/core/dtypes';
+import { bitsPerElement } from '../src/core/dtypes';
 import { GGUF_QUANT_TYPES, quantUsesImatrix, quantizeRows, quantizedRowBytes } from '../src/core/quant/ggml-quantize';
 import { quantScratchBytes, quantizeInPlace } from '../src/kernel/quantize';
 import { KernelPool } from '../src/kernel/pool';
@@ -49,7 +49,7 @@ export async function benchQuantize(): Promise<void> {
   }
   pool.dispose();
   printTable(
-    `GGUF quantizers, ${rows} × ${cols} f32, 1 thread, kernel vs TypeScript twin (bits: ${GGUF_QUANT_TYPES.map((t) => DTYPES[t].bytesPerBlock * 8 / DTYPES[t].blockSize).join('/')})`,
+    `GGUF quantizers, ${rows} × ${cols} f32, 1 thread, kernel vs TypeScript twin (bits: ${GGUF_QUANT_TYPES.map(bitsPerElement).join('/')})`,
     ['type', '2 workers ns/el', 'kernel ns/el', 'twin ns/el', 'speed-up', 'imatrix: kernel', 'twin', 'speed-up'],
     table,
   );
